@@ -1,0 +1,264 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"github.com/raftkms/raftkms/api/sign"
+)
+
+// maxParams bounds the parameters of one request.
+const maxParams = 64
+
+// call is one RPC request on its way through the server. Calls are pooled:
+// byte slices in params alias the fasthttp request and are valid only
+// until the handler returns, so anything kept longer (a Raft command, a
+// cache entry) is copied out first.
+type call struct {
+	ctx       *fasthttp.RequestCtx
+	now       time.Time
+	requestID uuid.UUID
+	reqID     string // requestID as text, the RequestId of the response
+	version   string
+	action    string
+	params    []sign.KV
+	principal principal
+	nonce     []byte // signature nonce (copied), for the replicated replay check
+	signedAt  time.Time
+	scratch   []byte // signature strings
+	blob      []byte // decoded or sealed CiphertextBlob bytes
+	aad       []byte
+	plain     []byte // plaintext and data keys: cleared when the call ends
+}
+
+var callPool = sync.Pool{New: func() any {
+	return &call{params: make([]sign.KV, 0, 16), scratch: make([]byte, 0, 1024), nonce: make([]byte, 0, 64),
+		blob: make([]byte, 0, 256), aad: make([]byte, 0, 32), plain: make([]byte, 0, maxDataKeyLen)}
+}}
+
+func getCall(ctx *fasthttp.RequestCtx, now time.Time) *call {
+	c := callPool.Get().(*call)
+	c.ctx = ctx
+	c.now = now
+	c.requestID = uuid.Must(uuid.NewRandom())
+	c.reqID = c.requestID.String()
+	return c
+}
+
+func putCall(c *call) {
+	c.ctx = nil
+	c.params = c.params[:0]
+	c.nonce = c.nonce[:0]
+	c.scratch = c.scratch[:0]
+	clear(c.plain[:cap(c.plain)])
+	c.plain = c.plain[:0]
+	c.principal = principal{}
+	c.version, c.action = "", ""
+	callPool.Put(c)
+}
+
+// rpc serves one KMS API request.
+func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
+	c := getCall(ctx, s.cfg.Clock())
+	defer putCall(c)
+	resp, err := s.serve(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.writeJSON(c, resp)
+}
+
+func (s *Server) serve(c *call) (any, error) {
+	if !c.ctx.IsPost() && !c.ctx.IsGet() {
+		return nil, ErrMethod
+	}
+	if err := c.collectParams(); err != nil {
+		return nil, err
+	}
+	if !s.deps.Node.Ready() {
+		return nil, ErrNotReady
+	}
+	if err := s.authenticate(c); err != nil {
+		return nil, err
+	}
+	h, err := lookupRoute(c.version, c.action)
+	if err != nil {
+		return nil, err
+	}
+	return h(s, c)
+}
+
+// collectParams gathers query and form parameters (both are signed under
+// V1; the body is covered by x-acs-content-sha256 under V3). A parameter
+// given twice is refused: which copy counts would otherwise be ambiguous.
+func (c *call) collectParams() error {
+	var err error
+	add := func(k, v []byte) {
+		if err != nil {
+			return
+		}
+		if len(c.params) >= maxParams {
+			err = ErrTooManyParams
+			return
+		}
+		if !validParamName(k) {
+			err = invalid(string(k), "a parameter name may contain only letters, digits, '.', '_' and '-'")
+			return
+		}
+		for _, p := range c.params {
+			if bytes.Equal(p.Key, k) {
+				err = invalid(string(k), "given more than once")
+				return
+			}
+		}
+		c.params = append(c.params, sign.KV{Key: k, Value: v})
+	}
+	c.ctx.QueryArgs().VisitAll(add)
+	if c.ctx.IsPost() && bytes.HasPrefix(c.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		c.ctx.PostArgs().VisitAll(add)
+	}
+	return err
+}
+
+// validParamName accepts the names the API uses (Action, KeyId, Tag.1.Key,
+// …). Other names are refused: V3 does not encode query keys, so a key
+// holding '&' or '=' could make two different queries sign alike.
+func validParamName(k []byte) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for _, b := range k {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// param returns a parameter's value and whether it was given.
+func (c *call) param(name string) ([]byte, bool) {
+	for _, p := range c.params {
+		if string(p.Key) == name {
+			return p.Value, true
+		}
+	}
+	return nil, false
+}
+
+// text returns a parameter as a string of at most maxLen bytes of valid
+// UTF-8, "" when absent.
+func (c *call) text(name string, maxLen int) (string, error) {
+	v, ok := c.param(name)
+	if !ok {
+		return "", nil
+	}
+	if len(v) > maxLen {
+		return "", invalid(name, "longer than %d bytes", maxLen)
+	}
+	if !utf8.Valid(v) {
+		return "", invalid(name, "not valid UTF-8")
+	}
+	return string(v), nil
+}
+
+// required is text for a parameter that must be present and non-empty.
+func (c *call) required(name string, maxLen int) (string, error) {
+	v, ok := c.param(name)
+	if !ok || len(v) == 0 {
+		return "", missing(name)
+	}
+	return c.text(name, maxLen)
+}
+
+// integer returns a parameter as an integer in [lo, hi], def when absent.
+func (c *call) integer(name string, lo, hi, def int64) (int64, error) {
+	v, ok := c.param(name)
+	if !ok || len(v) == 0 {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(bstr(v), 10, 64)
+	if err != nil {
+		return 0, invalid(name, "not an integer")
+	}
+	if n < lo || n > hi {
+		return 0, invalid(name, "must be between %d and %d", lo, hi)
+	}
+	return n, nil
+}
+
+// boolean returns a parameter given as true/false, def when absent.
+func (c *call) boolean(name string, def bool) (bool, error) {
+	v, ok := c.param(name)
+	if !ok || len(v) == 0 {
+		return def, nil
+	}
+	switch bstr(v) {
+	case "true", "True", "TRUE":
+		return true, nil
+	case "false", "False", "FALSE":
+		return false, nil
+	}
+	return false, invalid(name, "must be true or false")
+}
+
+// dryRun reads the DryRun parameter.
+func (c *call) dryRun() (bool, error) { return c.boolean("DryRun", false) }
+
+// sbytes views s as bytes without copying; the bytes must not be modified.
+func sbytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// bstr views b as a string without copying, for lookups that do not keep
+// the string.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// reply is embedded in every response: the RequestId clients log.
+type reply struct {
+	RequestID string `json:"RequestId"`
+}
+
+func (c *call) reply() reply { return reply{RequestID: c.reqID} }
+
+func (s *Server) writeJSON(c *call, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.setHeaders(c)
+	c.ctx.Write(b)
+}
+
+func (s *Server) setHeaders(c *call) {
+	c.ctx.SetContentType("application/json;charset=utf-8")
+	c.ctx.Response.Header.Set("x-acs-request-id", c.reqID)
+}
+
+type errorBody struct {
+	RequestID  string `json:"RequestId"`
+	HostID     string `json:"HostId"`
+	Code       string `json:"Code"`
+	Message    string `json:"Message"`
+	Recommend  string `json:"Recommend"`
+	HTTPStatus int    `json:"HttpStatus"`
+}
+
+func (s *Server) writeError(c *call, err error) {
+	we, ok := toWire(err)
+	if !ok {
+		s.log.Error("internal error", "request_id", c.reqID, "action", c.action, "err", err)
+	}
+	b, _ := json.Marshal(errorBody{RequestID: c.reqID, HostID: string(c.ctx.Host()), Code: we.Code,
+		Message: we.Message, Recommend: we.Recommend, HTTPStatus: we.Status})
+	s.setHeaders(c)
+	c.ctx.SetStatusCode(we.Status)
+	c.ctx.Write(b)
+}

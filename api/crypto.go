@@ -1,0 +1,298 @@
+package api
+
+import (
+	"encoding/base64"
+	"unicode/utf8"
+
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
+)
+
+// Limits of the cryptographic actions.
+const (
+	maxPlaintext  = 6 << 10 // Encrypt's Plaintext, bytes
+	maxBlobText   = 16 << 10
+	maxDataKeyLen = 1024
+)
+
+type cipherReply struct {
+	reply
+	KeyID          string `json:"KeyId"`
+	KeyVersionID   string `json:"KeyVersionId"`
+	CiphertextBlob string `json:"CiphertextBlob"`
+}
+
+type dataKeyReply struct {
+	reply
+	KeyID          string `json:"KeyId"`
+	KeyVersionID   string `json:"KeyVersionId"`
+	CiphertextBlob string `json:"CiphertextBlob"`
+	Plaintext      string `json:"Plaintext"`
+}
+
+type decryptReply struct {
+	reply
+	KeyID        string `json:"KeyId"`
+	KeyVersionID string `json:"KeyVersionId"`
+	Plaintext    string `json:"Plaintext"`
+}
+
+// seal encrypts plaintext under the primary version of k and returns the
+// version id and the CiphertextBlob text.
+func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec crypto.Context) (string, string, error) {
+	v, ok := st.Version(k.PrimaryVersion)
+	if !ok {
+		return "", "", fsm.ErrKeyNotFound
+	}
+	b, err := s.deps.Keyring.Software(v.ID, v.Material)
+	if err != nil {
+		return "", "", err
+	}
+	c.aad = ec.AppendAAD(c.aad[:0])
+	raw, err := b.Seal(append(c.blob[:0], v.ID...), plaintext, c.aad)
+	if err != nil {
+		return "", "", err
+	}
+	c.blob = raw
+	return v.ID, base64.StdEncoding.EncodeToString(raw), nil
+}
+
+// opened is a decrypted CiphertextBlob.
+type opened struct {
+	key     *fsm.Key
+	version *fsm.Version
+	sealed  []byte // IV ‖ ciphertext ‖ tag, aliasing c.blob
+}
+
+// parseBlob reads a CiphertextBlob parameter and finds the key version it
+// was made with, in the caller's account.
+func (s *Server) parseBlob(c *call, st *fsm.State, name string) (opened, error) {
+	text, err := c.required(name, maxBlobText)
+	if err != nil {
+		return opened{}, err
+	}
+	raw, err := base64.StdEncoding.AppendDecode(c.blob[:0], sbytes(text))
+	if err != nil {
+		return opened{}, invalid(name, "not valid base64")
+	}
+	c.blob = raw
+	vid, sealed, err := crypto.SplitBlob(raw)
+	if err != nil {
+		return opened{}, err
+	}
+	v, ok := st.Version(bstr(vid))
+	if !ok {
+		return opened{}, fsm.ErrKeyNotFound
+	}
+	k, ok := st.Key(c.principal.account, v.KeyID)
+	if !ok || k.Gone(c.now.UnixNano()) {
+		return opened{}, fsm.ErrKeyNotFound
+	}
+	return opened{key: k, version: v, sealed: sealed}, nil
+}
+
+// open decrypts o into c.plain.
+func (s *Server) open(c *call, o opened, ec crypto.Context) ([]byte, error) {
+	b, err := s.deps.Keyring.Software(o.version.ID, o.version.Material)
+	if err != nil {
+		return nil, err
+	}
+	c.aad = ec.AppendAAD(c.aad[:0])
+	pt, err := b.Open(c.plain[:0], o.sealed, c.aad)
+	if err != nil {
+		return nil, err
+	}
+	c.plain = pt
+	return pt, nil
+}
+
+// cryptoKey reads KeyId and EncryptionContext, then resolves, authorises
+// and state-checks the key for action; with DryRun it stops there.
+func (s *Server) cryptoKey(c *call, st *fsm.State, action string) (*fsm.Key, crypto.Context, error) {
+	ref, err := s.keyRef(c, "KeyId")
+	if err != nil {
+		return nil, crypto.Context{}, err
+	}
+	ec, err := encryptionContext(c, "EncryptionContext")
+	if err != nil {
+		return nil, ec, err
+	}
+	dry, err := c.dryRun()
+	if err != nil {
+		return nil, ec, err
+	}
+	k, err := s.resolveKey(c, st, ref)
+	if err != nil {
+		return nil, ec, err
+	}
+	if err := s.authorize(c, action, k); err != nil {
+		return nil, ec, err
+	}
+	if err := usable(k); err != nil {
+		return nil, ec, err
+	}
+	if dry {
+		return nil, ec, ErrDryRun
+	}
+	return k, ec, nil
+}
+
+func (s *Server) encrypt(c *call) (any, error) {
+	pt, ok := c.param("Plaintext")
+	switch {
+	case !ok || len(pt) == 0:
+		return nil, missing("Plaintext")
+	case len(pt) > maxPlaintext:
+		return nil, invalid("Plaintext", "longer than %d bytes", maxPlaintext)
+	case !utf8.Valid(pt):
+		return nil, invalid("Plaintext", "not valid UTF-8 text")
+	}
+	st := s.deps.State.State()
+	k, ec, err := s.cryptoKey(c, st, "Encrypt")
+	if err != nil {
+		return nil, err
+	}
+	vid, blob, err := s.seal(c, st, k, pt, ec)
+	if err != nil {
+		return nil, err
+	}
+	return cipherReply{c.reply(), k.ID, vid, blob}, nil
+}
+
+// dataKeySize reads NumberOfBytes (1–1024, which wins) or KeySpec
+// (AES_256 = 32 bytes, AES_128 = 16; default 32).
+func dataKeySize(c *call) (int, error) {
+	if _, ok := c.param("NumberOfBytes"); ok {
+		n, err := c.integer("NumberOfBytes", 1, maxDataKeyLen, 32)
+		return int(n), err
+	}
+	spec, err := enum(c, "KeySpec", "AES_256", "AES_256", "AES_128")
+	if spec == "AES_128" {
+		return 16, err
+	}
+	return 32, err
+}
+
+// dataKey makes a data key under KeyId: the plaintext is the base64 text of
+// fresh random bytes, and the blob encrypts that text, so Decrypt of the
+// blob returns the same Plaintext string.
+func (s *Server) dataKey(c *call, action string) (*fsm.Key, string, string, string, error) {
+	n, err := dataKeySize(c)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	st := s.deps.State.State()
+	k, ec, err := s.cryptoKey(c, st, action)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	c.plain = c.plain[:n]
+	crypto.Fill(c.plain)
+	text := base64.StdEncoding.EncodeToString(c.plain)
+	vid, blob, err := s.seal(c, st, k, sbytes(text), ec)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	return k, vid, blob, text, nil
+}
+
+func (s *Server) generateDataKey(c *call) (any, error) {
+	k, vid, blob, text, err := s.dataKey(c, "GenerateDataKey")
+	if err != nil {
+		return nil, err
+	}
+	return dataKeyReply{c.reply(), k.ID, vid, blob, text}, nil
+}
+
+func (s *Server) generateDataKeyWithoutPlaintext(c *call) (any, error) {
+	k, vid, blob, _, err := s.dataKey(c, "GenerateDataKeyWithoutPlaintext")
+	if err != nil {
+		return nil, err
+	}
+	return cipherReply{c.reply(), k.ID, vid, blob}, nil
+}
+
+func (s *Server) decrypt(c *call) (any, error) {
+	st := s.deps.State.State()
+	o, err := s.parseBlob(c, st, "CiphertextBlob")
+	if err != nil {
+		return nil, err
+	}
+	ec, err := encryptionContext(c, "EncryptionContext")
+	if err != nil {
+		return nil, err
+	}
+	dry, err := c.dryRun()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, "Decrypt", o.key); err != nil {
+		return nil, err
+	}
+	if err := usable(o.key); err != nil {
+		return nil, err
+	}
+	if dry {
+		return nil, ErrDryRun
+	}
+	pt, err := s.open(c, o, ec)
+	if err != nil {
+		return nil, err
+	}
+	return decryptReply{c.reply(), o.key.ID, o.version.ID, string(pt)}, nil
+}
+
+// reEncrypt opens a blob and seals its plaintext under the primary version
+// of DestinationKeyId; the plaintext never leaves the node. It needs
+// ReEncryptFrom on the source key and ReEncryptTo on the destination.
+func (s *Server) reEncrypt(c *call) (any, error) {
+	st := s.deps.State.State()
+	o, err := s.parseBlob(c, st, "CiphertextBlob")
+	if err != nil {
+		return nil, err
+	}
+	srcEC, err := encryptionContext(c, "SourceEncryptionContext")
+	if err != nil {
+		return nil, err
+	}
+	dstEC, err := encryptionContext(c, "DestinationEncryptionContext")
+	if err != nil {
+		return nil, err
+	}
+	dry, err := c.dryRun()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := s.keyRef(c, "DestinationKeyId")
+	if err != nil {
+		return nil, err
+	}
+	dst, err := s.resolveKey(c, st, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, "ReEncryptFrom", o.key); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, "ReEncryptTo", dst); err != nil {
+		return nil, err
+	}
+	if err := usable(o.key); err != nil {
+		return nil, err
+	}
+	if err := usable(dst); err != nil {
+		return nil, err
+	}
+	if dry {
+		return nil, ErrDryRun
+	}
+	pt, err := s.open(c, o, srcEC)
+	if err != nil {
+		return nil, err
+	}
+	vid, blob, err := s.seal(c, st, dst, pt, dstEC)
+	if err != nil {
+		return nil, err
+	}
+	return cipherReply{c.reply(), dst.ID, vid, blob}, nil
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/raftkms/raftkms/crypto"
+)
+
+func TestGenerateDataKeyBlobDecryptsToThePlaintext(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 16, 1024} {
+		dk, err := tn.cli.GenerateDataKey(ctx, id, n, map[string]string{"table": "orders", "app": "shop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(dk.Plaintext)
+		want := n
+		if n == 0 {
+			want = 32
+		}
+		if err != nil || len(raw) != want {
+			t.Fatalf("data key of %d bytes: Plaintext decodes to %d bytes (%v)", want, len(raw), err)
+		}
+		if dk.KeyID != id || !crypto.IsUUID([]byte(dk.KeyVersionID)) {
+			t.Fatalf("GenerateDataKey = %+v", dk)
+		}
+		// The context is matched as a map: another key order decrypts.
+		p, err := tn.cli.Decrypt(ctx, dk.CiphertextBlob, map[string]string{"app": "shop", "table": "orders"})
+		if err != nil || p.Plaintext != dk.Plaintext || p.KeyID != id || p.KeyVersionID != dk.KeyVersionID {
+			t.Fatalf("Decrypt = %+v, %v; want Plaintext %q", p, err, dk.Plaintext)
+		}
+	}
+}
+
+func TestEncryptRoundTripsTheExactText(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ctx := context.Background()
+	for _, pt := range []string{"hello world+*~", "SGVsbG8=", "日本語 ✓ \u2028 \"quoted\" \\ back", strings.Repeat("x", 6144), "a&b=c%20d"} {
+		ct, err := tn.cli.Encrypt(ctx, id, pt, nil)
+		if err != nil {
+			t.Fatalf("Encrypt(%.20q): %v", pt, err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(ct.CiphertextBlob)
+		if string(raw[:36]) != ct.KeyVersionID {
+			t.Fatalf("blob starts with %q, want the KeyVersionId %q", raw[:36], ct.KeyVersionID)
+		}
+		p, err := tn.cli.Decrypt(ctx, ct.CiphertextBlob, nil)
+		if err != nil || p.Plaintext != pt {
+			t.Fatalf("Decrypt = %.30q, %v; want %.30q", p.Plaintext, err, pt)
+		}
+	}
+}
+
+func TestDecryptWithWrongContextFails(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ct, err := tn.cli.Encrypt(context.Background(), id, "secret", map[string]string{"a": "1", "b": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ec := range []string{"", `{}`, `{"a":"1"}`, `{"a":"1","b":"3"}`, `{"a":"1&b=2"}`, `{"a":"1","b":"2","c":"3"}`} {
+		p := map[string]string{"CiphertextBlob": ct.CiphertextBlob}
+		if ec != "" {
+			p["EncryptionContext"] = ec
+		}
+		tn.wantCode(t, "Decrypt", p, 400, "InvalidCiphertext")
+	}
+}
+
+func TestReEncryptMovesCiphertextToAnotherKeyAndContext(t *testing.T) {
+	tn := startTestNode(t)
+	src, dst := tn.createKey(t), tn.createKey(t)
+	ctx := context.Background()
+	ct, err := tn.cli.Encrypt(ctx, src, "payload", map[string]string{"v": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ CiphertextBlob, KeyId, KeyVersionId string }
+	tn.call(t, "ReEncrypt", map[string]string{"CiphertextBlob": ct.CiphertextBlob, "DestinationKeyId": dst,
+		"SourceEncryptionContext": `{"v":"1"}`, "DestinationEncryptionContext": `{"v":"2"}`}, &out)
+	if out.KeyId != dst {
+		t.Fatalf("ReEncrypt KeyId = %s, want %s", out.KeyId, dst)
+	}
+	p, err := tn.cli.Decrypt(ctx, out.CiphertextBlob, map[string]string{"v": "2"})
+	if err != nil || p.Plaintext != "payload" || p.KeyID != dst {
+		t.Fatalf("Decrypt(re-encrypted) = %+v, %v", p, err)
+	}
+	tn.wantCode(t, "ReEncrypt", map[string]string{"CiphertextBlob": ct.CiphertextBlob, "DestinationKeyId": dst}, 400, "InvalidCiphertext")
+}
+
+func TestCryptographyFollowsTheKeyState(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ctx := context.Background()
+	ct, err := tn.cli.Encrypt(ctx, id, "x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdk := map[string]string{"KeyId": id}
+	dec := map[string]string{"CiphertextBlob": ct.CiphertextBlob}
+	tn.call(t, "DisableKey", map[string]string{"KeyId": id}, nil)
+	tn.wantCode(t, "GenerateDataKey", gdk, 409, "Rejected.Disabled")
+	tn.wantCode(t, "Decrypt", dec, 409, "Rejected.Disabled")
+	tn.wantCode(t, "Encrypt", map[string]string{"KeyId": id, "Plaintext": "x"}, 409, "Rejected.Disabled")
+	tn.call(t, "ScheduleKeyDeletion", map[string]string{"KeyId": id, "PendingWindowInDays": "7"}, nil)
+	tn.wantCode(t, "GenerateDataKey", gdk, 409, "Rejected.PendingDeletion")
+	tn.wantCode(t, "Decrypt", dec, 409, "Rejected.PendingDeletion")
+	tn.wantCode(t, "EnableKey", map[string]string{"KeyId": id}, 409, "Rejected.StateModifiedFailed")
+	tn.call(t, "CancelKeyDeletion", map[string]string{"KeyId": id}, nil)
+	if _, err := tn.cli.Decrypt(ctx, ct.CiphertextBlob, nil); err != nil {
+		t.Fatalf("Decrypt after CancelKeyDeletion: %v", err)
+	}
+}
+
+func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ct, _ := tn.cli.Encrypt(context.Background(), id, "x", nil)
+	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": id, "DryRun": "true"}, 412, "DryRunOperationError")
+	tn.wantCode(t, "Encrypt", map[string]string{"KeyId": id, "Plaintext": "x", "DryRun": "true"}, 412, "DryRunOperationError")
+	tn.wantCode(t, "Decrypt", map[string]string{"CiphertextBlob": ct.CiphertextBlob, "DryRun": "true"}, 412, "DryRunOperationError")
+	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": "key-doesnotexist0000000", "DryRun": "true"}, 404, "Forbidden.KeyNotFound")
+	tn.call(t, "DisableKey", map[string]string{"KeyId": id}, nil)
+	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": id, "DryRun": "true"}, 409, "Rejected.Disabled")
+}

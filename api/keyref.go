@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
+	"time"
+
+	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/policy"
+)
+
+// Limits on identifiers.
+const (
+	maxKeyRefLen = 512
+	maxAliasLen  = 255
+)
+
+// keyRef reads a KeyId-style parameter — a key id, an alias ("alias/…") or
+// an ARN (acs:kms:<region>:<account>:key/<id> or …:alias/<name>) — and
+// returns the key id or alias name it names. An ARN of another region or
+// account names nothing this caller can see.
+func (s *Server) keyRef(c *call, name string) (string, error) {
+	ref, err := c.required(name, maxKeyRefLen)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(ref, "acs:") {
+		return ref, nil
+	}
+	parts := strings.SplitN(ref, ":", 5)
+	if len(parts) != 5 || parts[1] != "kms" {
+		return "", invalid(name, "not a KMS key or alias ARN")
+	}
+	resource := parts[4]
+	if !strings.HasPrefix(resource, "key/") && !strings.HasPrefix(resource, fsm.AliasPrefix) {
+		return "", invalid(name, "not a KMS key or alias ARN")
+	}
+	if parts[2] != s.cfg.Region || parts[3] != c.principal.account {
+		return "", fsm.ErrKeyNotFound
+	}
+	return strings.TrimPrefix(resource, "key/"), nil
+}
+
+// resolveKey finds the key ref names in the caller's account. A key whose
+// deletion is due reads as not found even before the leader destroys it.
+func (s *Server) resolveKey(c *call, st *fsm.State, ref string) (*fsm.Key, error) {
+	k, err := st.ResolveKey(c.principal.account, ref)
+	if err != nil {
+		return nil, err
+	}
+	if k.Gone(c.now.UnixNano()) {
+		return nil, fsm.ErrKeyNotFound
+	}
+	return k, nil
+}
+
+// lookupKey is keyRef then resolveKey on the current state.
+func (s *Server) lookupKey(c *call, name string) (*fsm.Key, error) {
+	ref, err := s.keyRef(c, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.resolveKey(c, s.deps.State.State(), ref)
+}
+
+// arn returns a key's ARN.
+func (s *Server) arn(k *fsm.Key) string {
+	return "acs:kms:" + s.cfg.Region + ":" + k.Account + ":key/" + k.ID
+}
+
+// usable checks that a key's state allows cryptography.
+func usable(k *fsm.Key) error {
+	switch k.State {
+	case fsm.KeyEnabled:
+		return nil
+	case fsm.KeyDisabled:
+		return ErrKeyDisabled
+	case fsm.KeyPendingDeletion:
+		return ErrKeyPendingDeletion
+	case fsm.KeyPendingImport:
+		return ErrKeyPendingImport
+	}
+	return fsm.ErrStateConflict
+}
+
+// authorize asks the policies whether the caller may perform action
+// (an Alibaba action name) on key (nil for account-level actions).
+func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
+	in := policy.Input{
+		Action: "kms:" + action,
+		Principal: policy.Principal{Account: c.principal.account, Type: c.principal.kind.String(),
+			Name: c.principal.name, AccessKeyID: c.principal.accessKeyID},
+		Context: policy.RequestContext{SourceIP: c.ctx.RemoteIP().String(), SecureTransport: c.ctx.IsTLS(),
+			Time: c.now.UTC().Format(time.RFC3339)},
+	}
+	if c.principal.kind == fsm.PrincipalService {
+		in.Principal.ProductCode = c.principal.name
+	}
+	if k != nil {
+		in.Resource = &policy.Resource{Account: k.Account, ARN: s.arn(k), KeyID: k.ID, Class: "customer",
+			ProtectionLevel: k.Protection, State: k.State.String(), Creator: k.Account}
+		if k.CreatorType == "Service" {
+			in.Resource.Class = "service"
+		}
+		if len(k.Tags) > 0 {
+			in.Resource.Tags = make(map[string]string, len(k.Tags))
+			for _, t := range k.Tags {
+				in.Resource.Tags[t.Key] = t.Value
+			}
+		}
+	}
+	d, err := s.deps.Authorizer.Decide(context.Background(), &in)
+	if err != nil {
+		return err
+	}
+	if !d.Allow {
+		return &DeniedError{Reasons: d.Reasons}
+	}
+	return nil
+}
+
+// propose commits a state change made on behalf of the caller. The command
+// carries the request id (a retried forward is applied once) and the
+// fingerprint of the signature nonce (a request replayed to another node
+// cannot change state twice). An error of the command itself is returned
+// as the error.
+func (s *Server) propose(c *call, cmd fsm.Command) (*fsm.Key, error) {
+	h := fsm.Header{RequestID: c.requestID, NonceFP: s.nonceFingerprint(c), NonceMinute: c.signedAt.Unix() / 60}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	r, err := s.deps.Proposer.Propose(ctx, fsm.Encode(h, cmd))
+	if err != nil {
+		return nil, err
+	}
+	return r.Key, r.Err
+}
+
+// nonceFingerprint is HMAC-SHA256 under a root-key-derived key of the
+// AccessKeyId and nonce, truncated to 64 bits: the same on every node, and
+// not something a caller can aim at another caller's nonce.
+func (s *Server) nonceFingerprint(c *call) uint64 {
+	m := hmac.New(sha256.New, s.nonceKey)
+	var n [binary.MaxVarintLen64]byte
+	m.Write(n[:binary.PutUvarint(n[:], uint64(len(c.principal.accessKeyID)))])
+	m.Write([]byte(c.principal.accessKeyID))
+	m.Write(c.nonce)
+	fp := binary.BigEndian.Uint64(m.Sum(nil))
+	if fp == 0 {
+		fp = 1 // 0 means "no nonce"
+	}
+	return fp
+}
+
+// formatTime renders unix nanoseconds as Alibaba's UTC timestamp.
+func formatTime(ns int64) string {
+	if ns == 0 {
+		return ""
+	}
+	return time.Unix(0, ns).UTC().Format(timestampLayout)
+}

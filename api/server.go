@@ -1,0 +1,183 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/raftkms/raftkms/api/replay"
+	"github.com/raftkms/raftkms/cluster"
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/policy"
+)
+
+// Proposer commits a state change (an fsm.Encode'd command) and returns
+// its result. cluster.Node implements it.
+type Proposer interface {
+	Propose(ctx context.Context, cmd []byte) (fsm.Result, error)
+}
+
+// StateReader gives the node's current replicated state. fsm.FSM
+// implements it.
+type StateReader interface {
+	State() *fsm.State
+}
+
+// Authorizer decides a request. policy.Engine implements it.
+type Authorizer interface {
+	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
+}
+
+// Node reports whether this node may serve, and its status for /status.
+// cluster.Node implements it.
+type Node interface {
+	Ready() bool
+	Status() cluster.Status
+}
+
+var (
+	_ Proposer    = (*cluster.Node)(nil)
+	_ Node        = (*cluster.Node)(nil)
+	_ StateReader = (*fsm.FSM)(nil)
+	_ Authorizer  = (*policy.Engine)(nil)
+)
+
+// Config configures a Server.
+type Config struct {
+	// Region is the region id in ARNs and DescribeRegions; default cn-hangzhou.
+	Region string
+	// TimestampWindow bounds |request timestamp - now|; default 15 minutes.
+	TimestampWindow time.Duration
+	// NonceMemory caps the replay filter's memory in bytes; default 1 GiB.
+	NonceMemory int64
+	// WriteTimeout bounds how long a write waits to commit; default 10s.
+	WriteTimeout time.Duration
+	// MaxRequestBytes bounds a request (query string and body); default 64 KiB.
+	MaxRequestBytes int
+	// IdleTimeout closes idle keep-alive connections; default 2 minutes.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+	// Clock is the node's clock for scheduled changes; default time.Now.
+	Clock func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Region == "" {
+		c.Region = "cn-hangzhou"
+	}
+	if c.TimestampWindow == 0 {
+		c.TimestampWindow = 15 * time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 64 << 10
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+// Deps are the parts of the node a Server uses.
+type Deps struct {
+	State      StateReader
+	Proposer   Proposer
+	Node       Node
+	Authorizer Authorizer
+	Wrapper    crypto.Wrapper // root key: wraps new key material, unwraps AccessKey secrets
+	Keyring    *crypto.Keyring
+}
+
+// Server serves the KMS API.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	replay   *replay.Filter
+	secrets  *secretCache
+	nonceKey []byte // keys the replicated nonce fingerprints
+	http     *fasthttp.Server
+}
+
+// New returns a Server. Call Serve to start it.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.setDefaults()
+	if deps.State == nil || deps.Proposer == nil || deps.Node == nil || deps.Authorizer == nil || deps.Wrapper == nil || deps.Keyring == nil {
+		return nil, errors.New("api: every dependency is required")
+	}
+	rf, err := replay.New(replay.Config{Window: cfg.TimestampWindow, MaxBytes: cfg.NonceMemory})
+	if err != nil {
+		return nil, err
+	}
+	nk, err := deps.Wrapper.Derive("nonce-fingerprint")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
+		secrets: newSecretCache(deps.Wrapper)}
+	s.http = &fasthttp.Server{
+		Handler:                       s.Handle,
+		Name:                          "raftkms",
+		ReadBufferSize:                cfg.MaxRequestBytes,
+		MaxRequestBodySize:            cfg.MaxRequestBytes,
+		ReadTimeout:                   30 * time.Second,
+		WriteTimeout:                  30 * time.Second,
+		IdleTimeout:                   cfg.IdleTimeout,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		ReduceMemoryUsage:             false,
+		CloseOnShutdown:               true,
+	}
+	return s, nil
+}
+
+// Serve serves the API on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for open requests.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.ShutdownWithContext(ctx) }
+
+// Handle is the fasthttp handler: the RPC endpoint at / and the
+// operational endpoints, which need no signature.
+func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/":
+		s.rpc(ctx)
+	case "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.WriteString("ok\n")
+	case "/readyz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		if s.deps.Node.Ready() {
+			ctx.WriteString("ready\n")
+		} else {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.WriteString("not ready\n")
+		}
+	case "/status":
+		b, _ := json.Marshal(s.deps.Node.Status())
+		ctx.SetContentType("application/json")
+		ctx.Write(b)
+		ctx.WriteString("\n")
+	default:
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetContentType("text/plain; charset=utf-8")
+		fmt.Fprintf(ctx, "not found: the KMS API is served at /\n")
+	}
+}

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raftkms/raftkms/api/client"
+	"github.com/raftkms/raftkms/cluster"
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/policy"
+)
+
+// fakeClock is the real clock plus an offset tests move forward.
+type fakeClock struct{ offset atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// testNode is a complete single-node raftkms in process: real Raft on disk,
+// real policies, real root key, a real HTTP listener.
+type testNode struct {
+	srv   *Server
+	node  *cluster.Node
+	fsm   *fsm.FSM
+	url   string
+	creds client.Credentials
+	clock *fakeClock
+	cli   *client.Client
+}
+
+func startTestNode(t testing.TB) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := crypto.NewRootKey(bytes.Repeat([]byte{42}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{clock: &fakeClock{}}
+	keyring := crypto.NewKeyring(root)
+	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	tn.node, err = cluster.New(cluster.Config{NodeID: "n1", DataDir: filepath.Join(dir, "data"), RaftAddr: "127.0.0.1:0",
+		Bootstrap: true, Clock: tn.clock.Now}, tn.fsm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.node.Close() })
+	engine, err := policy.New(policy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.srv, err = New(Config{Clock: tn.clock.Now}, Deps{State: tn.fsm, Proposer: tn.node, Node: tn.node,
+		Authorizer: engine, Wrapper: root, Keyring: keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tn.node.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
+		tn.creds = client.Credentials{AccessKeyID: id, AccessKeySecret: secret}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tn.srv.Serve(ln)
+	t.Cleanup(func() { tn.srv.Shutdown(context.Background()) })
+	tn.url = "http://" + ln.Addr().String()
+	tn.cli = tn.client(t, tn.creds)
+	return tn
+}
+
+func (tn *testNode) client(t testing.TB, creds client.Credentials) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Endpoint: tn.url, Credentials: creds, Clock: tn.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call runs an action and fails the test on error.
+func (tn *testNode) call(t testing.TB, action string, params map[string]string, out any) {
+	t.Helper()
+	if err := tn.cli.Do(context.Background(), action, params, out); err != nil {
+		t.Fatalf("%s(%v): %v", action, params, err)
+	}
+}
+
+// wantCode runs an action and checks the service answered with code and status.
+func (tn *testNode) wantCode(t testing.TB, action string, params map[string]string, status int, code string) {
+	t.Helper()
+	_, err := tn.cli.Call(context.Background(), action, params)
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Code != code || ae.StatusCode != status {
+		t.Fatalf("%s(%v) err = %v, want %d %s", action, params, err, status, code)
+	}
+}
+
+func (tn *testNode) createKey(t testing.TB) string {
+	t.Helper()
+	m, err := tn.cli.CreateKey(context.Background(), "test key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.KeyID
+}

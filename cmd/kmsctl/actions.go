@@ -1,0 +1,119 @@
+package main
+
+import (
+	"strings"
+	"unicode"
+)
+
+// kind is how a parameter is given on the command line.
+type kind int
+
+const (
+	text    kind = iota // --key-id VALUE
+	integer             // --page-size 10
+	boolean             // --dry-run, --enable-deletion-protection=false
+)
+
+type param struct {
+	name     string // the API parameter, e.g. KeyId
+	kind     kind
+	required bool
+	help     string
+}
+
+// action is one API action; kmsctl makes a subcommand of it named in
+// kebab-case (GenerateDataKey → generate-data-key) with a flag per
+// parameter (KeyId → --key-id).
+type action struct {
+	name    string
+	version string
+	help    string
+	params  []param
+}
+
+const kmsVersion = "2016-01-20"
+
+var (
+	keyID      = param{"KeyId", text, true, "key id, alias (alias/…) or ARN"}
+	ec         = param{"EncryptionContext", text, false, `JSON object of strings bound to the ciphertext, e.g. '{"table":"orders"}'`}
+	dryRun     = param{"DryRun", boolean, false, "check the request without performing it"}
+	pageNumber = param{"PageNumber", integer, false, "page to return, from 1"}
+	pageSize   = param{"PageSize", integer, false, "entries per page, 1–100 (default 10)"}
+	aliasName  = param{"AliasName", text, true, "alias name, alias/…"}
+	blob       = param{"CiphertextBlob", text, true, "ciphertext returned by Encrypt or GenerateDataKey"}
+)
+
+// actions is every action kmsctl can call.
+var actions = []action{
+	{"CreateKey", kmsVersion, "Create a customer master key", []param{
+		{"Description", text, false, "what the key is for"},
+		{"KeySpec", text, false, "Aliyun_AES_256 (default) or Aliyun_AES_128"},
+		{"KeyUsage", text, false, "ENCRYPT/DECRYPT"},
+		{"Origin", text, false, "Aliyun_KMS"},
+		{"ProtectionLevel", text, false, "SOFTWARE"},
+		{"EnableAutomaticRotation", boolean, false, "rotate the key automatically"},
+		{"RotationInterval", text, false, "rotation interval, 7d–730d (e.g. 365d)"},
+		{"Tags", text, false, `JSON tags, e.g. '[{"TagKey":"env","TagValue":"prod"}]'`},
+		{"DKMSInstanceId", text, false, "KMS instance id"},
+	}},
+	{"DescribeKey", kmsVersion, "Show a key's metadata", []param{keyID}},
+	{"ListKeys", kmsVersion, "List keys", []param{pageNumber, pageSize,
+		{"Filters", text, false, `JSON filters, e.g. '[{"Key":"KeyState","Values":["Enabled"]}]'`}}},
+	{"UpdateKeyDescription", kmsVersion, "Change a key's description", []param{keyID,
+		{"Description", text, true, "the new description"}}},
+	{"EnableKey", kmsVersion, "Enable a key", []param{keyID}},
+	{"DisableKey", kmsVersion, "Disable a key", []param{keyID}},
+	{"ScheduleKeyDeletion", kmsVersion, "Schedule a key's deletion", []param{keyID,
+		{"PendingWindowInDays", integer, true, "days before deletion, 7–366"}}},
+	{"CancelKeyDeletion", kmsVersion, "Cancel a scheduled deletion", []param{keyID}},
+	{"SetDeletionProtection", kmsVersion, "Turn deletion protection on or off", []param{
+		{"ProtectedResourceArn", text, false, "ARN of the key (or use --key-id)"},
+		{"KeyId", text, false, "key id, alias or ARN"},
+		{"EnableDeletionProtection", boolean, true, "true to protect, false to unprotect"},
+		{"DeletionProtectionDescription", text, false, "why the key is protected"}}},
+	{"CreateAlias", kmsVersion, "Create an alias for a key", []param{aliasName, keyID}},
+	{"UpdateAlias", kmsVersion, "Point an alias at another key", []param{aliasName, keyID}},
+	{"DeleteAlias", kmsVersion, "Delete an alias", []param{aliasName}},
+	{"ListAliases", kmsVersion, "List aliases", []param{pageNumber, pageSize}},
+	{"ListAliasesByKeyId", kmsVersion, "List the aliases of a key", []param{keyID, pageNumber, pageSize}},
+	{"Encrypt", kmsVersion, "Encrypt text (at most 6 KiB) under a key", []param{keyID,
+		{"Plaintext", text, true, "the text to encrypt"}, ec, dryRun}},
+	{"Decrypt", kmsVersion, "Decrypt a ciphertext", []param{blob, ec, dryRun}},
+	{"GenerateDataKey", kmsVersion, "Make a data key: its plaintext and its ciphertext", []param{keyID,
+		{"KeySpec", text, false, "AES_256 (default) or AES_128"},
+		{"NumberOfBytes", integer, false, "data key length, 1–1024 (wins over --key-spec)"}, ec, dryRun}},
+	{"GenerateDataKeyWithoutPlaintext", kmsVersion, "Make a data key and return only its ciphertext", []param{keyID,
+		{"KeySpec", text, false, "AES_256 (default) or AES_128"},
+		{"NumberOfBytes", integer, false, "data key length, 1–1024"}, ec, dryRun}},
+	{"ReEncrypt", kmsVersion, "Re-encrypt a ciphertext under another key or context", []param{blob,
+		{"DestinationKeyId", text, true, "key to encrypt under"},
+		{"SourceEncryptionContext", text, false, "context the ciphertext was made with"},
+		{"DestinationEncryptionContext", text, false, "context for the new ciphertext"}, dryRun}},
+	{"DescribeRegions", kmsVersion, "List regions", nil},
+	{"GetRandomPassword", kmsVersion, "Generate a random password", []param{
+		{"PasswordLength", integer, false, "length, 8–128 (default 32)"},
+		{"ExcludeCharacters", text, false, "characters to leave out"},
+		{"ExcludeLowercase", boolean, false, "no lower-case letters"},
+		{"ExcludeUppercase", boolean, false, "no upper-case letters"},
+		{"ExcludeNumbers", boolean, false, "no digits"},
+		{"ExcludePunctuation", boolean, false, "no punctuation"},
+		{"RequireEachIncludedType", boolean, false, "at least one of each included type (default true)"}}},
+}
+
+// kebab turns an API name into a command or flag name:
+// GenerateDataKey → generate-data-key, DKMSInstanceId → dkms-instance-id.
+func kebab(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) && i > 0 {
+			prevLower := unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1])
+			nextLower := i+1 < len(r) && unicode.IsLower(r[i+1])
+			if prevLower || (unicode.IsUpper(r[i-1]) && nextLower) {
+				b.WriteByte('-')
+			}
+		}
+		b.WriteRune(unicode.ToLower(c))
+	}
+	return b.String()
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// config is the kmsd configuration file (YAML, version v1), decoded
+// strictly: an unknown field is an error, not a silent default.
+type config struct {
+	Version string `yaml:"version"`
+	Node    struct {
+		ID          string `yaml:"id"`
+		DataDir     string `yaml:"data_dir"`
+		APIAddr     string `yaml:"api_addr"`
+		RaftAddr    string `yaml:"raft_addr"`
+		RootKeyFile string `yaml:"root_key_file"`
+	} `yaml:"node"`
+	Region string `yaml:"region"`
+	API    struct {
+		TimestampWindow time.Duration `yaml:"timestamp_window"`
+		NonceMemory     int64         `yaml:"nonce_memory_bytes"`
+		WriteTimeout    time.Duration `yaml:"write_timeout"`
+		MaxRequestBytes int           `yaml:"max_request_bytes"`
+	} `yaml:"api"`
+	Raft struct {
+		HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout"`
+		ElectionTimeout   time.Duration `yaml:"election_timeout"`
+		SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
+		SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
+		TrailingLogs      uint64        `yaml:"trailing_logs"`
+	} `yaml:"raft"`
+	Policy struct {
+		CacheSize int `yaml:"cache_size"`
+	} `yaml:"policy"`
+	Maintenance struct {
+		Interval time.Duration `yaml:"interval"`
+	} `yaml:"maintenance"`
+	Log struct {
+		Level  string `yaml:"level"`  // debug, info, warn, error
+		Format string `yaml:"format"` // text or json
+	} `yaml:"log"`
+}
+
+func defaultConfig() config {
+	var c config
+	c.Version = "v1"
+	c.Node.ID = "node1"
+	c.Node.DataDir = "./data"
+	c.Node.APIAddr = "127.0.0.1:8080"
+	c.Node.RaftAddr = "127.0.0.1:8081"
+	c.Region = "cn-hangzhou"
+	c.Maintenance.Interval = time.Second
+	c.Log.Level = "info"
+	c.Log.Format = "text"
+	return c
+}
+
+// loadConfig reads path over the defaults.
+func loadConfig(path string) (config, error) {
+	c := defaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	d := yaml.NewDecoder(bytes.NewReader(b))
+	d.KnownFields(true)
+	if err := d.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	if c.Version != "v1" {
+		return fmt.Errorf("config: version %q is not supported (want v1)", c.Version)
+	}
+	switch {
+	case c.Node.ID == "":
+		return errors.New("config: node.id is empty")
+	case c.Node.DataDir == "":
+		return errors.New("config: node.data_dir is empty")
+	case c.Node.APIAddr == "" || c.Node.RaftAddr == "":
+		return errors.New("config: node.api_addr and node.raft_addr are required")
+	case c.API.TimestampWindow < 0 || c.API.NonceMemory < 0 || c.API.MaxRequestBytes < 0:
+		return errors.New("config: api limits must not be negative")
+	case c.Maintenance.Interval <= 0:
+		return errors.New("config: maintenance.interval must be positive")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log.format %q is not text or json", c.Log.Format)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/raftkms/raftkms/api"
+	"github.com/raftkms/raftkms/cluster"
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/policy"
+)
+
+// rootKeyEnv holds a base64 root key, for containers that get secrets
+// from the environment.
+const rootKeyEnv = "RAFTKMS_ROOT_KEY"
+
+// run is kmsd: it returns when ctx ends (SIGINT/SIGTERM) after a clean
+// shutdown, or with the error that stopped it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("kmsd", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() { fmt.Fprint(stderr, usage); fl.PrintDefaults() }
+	var (
+		configPath  = fl.String("config", "", "YAML configuration file")
+		dataDir     = fl.String("data-dir", "", "data directory (default ./data)")
+		nodeID      = fl.String("node-id", "", "node id, unique in the cluster (default node1)")
+		apiAddr     = fl.String("api-addr", "", "API listen address (default 127.0.0.1:8080)")
+		raftAddr    = fl.String("raft-addr", "", "Raft listen and advertise address (default 127.0.0.1:8081)")
+		rootKeyFile = fl.String("root-key-file", "", "root key file: 32 raw bytes, mode 0600 (default DATA-DIR/root.key)")
+	)
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see kmsd --help)", fl.Args())
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	override := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	override(&cfg.Node.DataDir, *dataDir)
+	override(&cfg.Node.ID, *nodeID)
+	override(&cfg.Node.APIAddr, *apiAddr)
+	override(&cfg.Node.RaftAddr, *raftAddr)
+	override(&cfg.Node.RootKeyFile, *rootKeyFile)
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	return serve(ctx, cfg, log, stdout, stderr)
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)).With("node", cfg.Node.ID)
+	}
+	return slog.New(slog.NewTextHandler(w, opts)).With("node", cfg.Node.ID)
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.Writer) error {
+	dir := cfg.Node.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	root, err := loadRootKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	keyring := crypto.NewKeyring(root)
+	machine := fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	node, err := cluster.New(cluster.Config{
+		NodeID: cfg.Node.ID, DataDir: dir, RaftAddr: cfg.Node.RaftAddr, Bootstrap: true,
+		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
+		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
+		TrailingLogs: cfg.Raft.TrailingLogs, Logger: log, LogOutput: stderr,
+	}, machine)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	engine, err := policy.New(policy.Config{CacheSize: cfg.Policy.CacheSize})
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{
+		Region: cfg.Region, TimestampWindow: cfg.API.TimestampWindow, NonceMemory: cfg.API.NonceMemory,
+		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log,
+	}, api.Deps{State: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root, Keyring: keyring})
+	if err != nil {
+		return err
+	}
+	// The API listens only once the node leads and the root account exists,
+	// so a 200 from /readyz means the node serves.
+	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = node.WaitReady(readyCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("node did not become ready: %w", err)
+	}
+	credsPath := filepath.Join(dir, "root-credentials.json")
+	if _, err := srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
+		return writeCredentials(credsPath, id, secret)
+	}); err != nil {
+		return fmt.Errorf("create the root account: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Node.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w", cfg.Node.APIAddr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	maintCtx, stopMaint := context.WithCancel(ctx)
+	defer stopMaint()
+	go srv.RunMaintenance(maintCtx, cfg.Maintenance.Interval)
+	log.Info("serving", "api", "http://"+ln.Addr().String(), "raft", cfg.Node.RaftAddr, "data_dir", dir)
+	printBanner(stdout, ln.Addr().String(), credsPath)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("API server stopped: %w", err)
+	}
+	log.Info("shutting down")
+	stopMaint()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("API shutdown", "err", err)
+	}
+	if err := node.Close(); err != nil {
+		return fmt.Errorf("close raft: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// loadRootKey finds the root key: RAFTKMS_ROOT_KEY, then the configured
+// file, then DATA-DIR/root.key — created on first start of a new node.
+func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
+	if v := os.Getenv(rootKeyEnv); v != "" {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not base64", rootKeyEnv)
+		}
+		defer clear(b)
+		return crypto.NewRootKey(b)
+	}
+	if cfg.Node.RootKeyFile != "" {
+		return crypto.LoadRootKeyFile(cfg.Node.RootKeyFile)
+	}
+	path := filepath.Join(cfg.Node.DataDir, "root.key")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if hasRaftState(cfg.Node.DataDir) {
+			return nil, fmt.Errorf("%s is missing but the data directory holds Raft state: restore the root key file (or pass --root-key-file)", path)
+		}
+		if err := crypto.CreateRootKeyFile(path); err != nil {
+			return nil, err
+		}
+		log.Warn("created a new root key: back it up — without it nothing in this cluster can be decrypted", "path", path)
+	}
+	return crypto.LoadRootKeyFile(path)
+}
+
+func hasRaftState(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "raft", "raft.db"))
+	return err == nil
+}
+
+// writeCredentials writes the root AccessKey with mode 0600, atomically.
+func writeCredentials(path, id, secret string) error {
+	b, err := json.MarshalIndent(map[string]string{"AccessKeyId": id, "AccessKeySecret": secret}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func printBanner(w io.Writer, addr, creds string) {
+	fmt.Fprintf(w, `
+raftkms is ready at http://%[1]s  (root credentials: %[2]s)
+
+  kmsctl:   bin/kmsctl --credentials %[2]s create-key --description "orders db"
+            (or export ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET from that file)
+  Go SDKs:  classic  client.Domain = "%[1]s"  (scheme HTTP)
+            v3       openapi.Config{Endpoint: tea.String("%[1]s"), Protocol: tea.String("http")}
+  Stop with Ctrl-C (SIGTERM shuts down cleanly).
+
+`, addr, creds)
+}

@@ -1,0 +1,410 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Limits Apply enforces.
+const (
+	MaxAliasesPerKey  = 50
+	MaxVersionsPerKey = 1000
+	MinPendingDays    = 7
+	MaxPendingDays    = 366
+)
+
+// Config configures an FSM.
+type Config struct {
+	// OnDestroy, if set, is called after Apply destroyed key versions, with
+	// their ids, so a node can drop their material from memory. It runs on
+	// the apply goroutine and must be quick.
+	OnDestroy func(versionIDs []string)
+}
+
+// FSM is the replicated state machine. It implements raft.BatchingFSM.
+type FSM struct {
+	cfg Config
+
+	mu sync.Mutex // serialises Apply, Snapshot and Restore
+	w  *State     // the writer's state; shares nodes with published ones
+	dd dedup
+
+	cur atomic.Pointer[State] // the published, immutable state
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// New returns an FSM with empty state.
+func New(cfg Config) *FSM {
+	f := &FSM{cfg: cfg, w: newState(), dd: newDedup()}
+	f.cur.Store(f.w.clone())
+	return f
+}
+
+// State returns the current published state. It never changes; call State
+// again to see later writes.
+func (f *FSM) State() *State { return f.cur.Load() }
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM. It applies the commands in order
+// and publishes one new State for the batch. An entry that does not decode
+// halts the node: skipping it would make this replica diverge silently.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.mu.Lock()
+	out := make([]interface{}, len(logs))
+	t := txn{st: f.w, dd: &f.dd}
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			h, c, err := Decode(l.Data)
+			if err != nil {
+				panic(fmt.Sprintf("fsm: cannot apply committed entry at index %d term %d (type byte %d): %v",
+					l.Index, l.Term, typeByte(l.Data), err))
+			}
+			out[i] = t.run(h, c)
+		}
+		f.w.index = l.Index
+	}
+	f.cur.Store(f.w.clone())
+	destroyed := t.destroyed
+	f.mu.Unlock()
+	if len(destroyed) > 0 && f.cfg.OnDestroy != nil {
+		f.cfg.OnDestroy(destroyed)
+	}
+	return out
+}
+
+func typeByte(b []byte) int {
+	if len(b) < 2 {
+		return -1
+	}
+	return int(b[1])
+}
+
+// txn applies commands to the writer state.
+type txn struct {
+	st        *State
+	dd        *dedup
+	now       int64
+	destroyed []string
+}
+
+func (t *txn) run(h Header, c Command) Result {
+	t.now = max(t.st.now, h.Time)
+	t.st.now = t.now
+	t.dd.expire(t.now)
+	if e, ok := t.dd.request(h.RequestID); ok {
+		r := Result{Err: CodeError(e.code)}
+		if e.keyID != "" {
+			r.Key, _ = t.st.Key(e.account, e.keyID)
+		}
+		return r
+	}
+	var r Result
+	if h.NonceFP != 0 {
+		r.Err = t.dd.checkNonce(h.NonceFP, h.NonceMinute, t.now)
+	}
+	if r.Err == nil {
+		r = c.apply(t)
+	}
+	e := reqEntry{time: t.now, code: ErrorCode(r.Err)}
+	if r.Key != nil {
+		e.account, e.keyID = r.Key.Account, r.Key.ID
+	}
+	t.dd.recordRequest(h.RequestID, e)
+	return r
+}
+
+func fail(err error) Result { return Result{Err: err} }
+
+// key returns a live key of account by id or alias: a key whose deletion is
+// due counts as not found.
+func (t *txn) key(account, ref string) (*Key, error) {
+	k, err := t.st.ResolveKey(account, ref)
+	if err != nil {
+		return nil, err
+	}
+	if k.Gone(t.now) {
+		return nil, ErrKeyNotFound
+	}
+	return k, nil
+}
+
+// putKey stores k, replacing old (nil for a new key), and keeps the due
+// index in step.
+func (t *txn) putKey(old, k *Key) Result {
+	if old != nil {
+		for _, d := range dueItems(old) {
+			t.st.due.Delete(d)
+		}
+	}
+	for _, d := range dueItems(k) {
+		t.st.due.ReplaceOrInsert(d)
+	}
+	t.st.keys.ReplaceOrInsert(keyItem{k.Account, k.ID, k})
+	return Result{Key: k}
+}
+
+// change applies edit to a copy of the key ref names and stores it.
+func (t *txn) change(account, ref string, edit func(k *Key) error) Result {
+	old, err := t.key(account, ref)
+	if err != nil {
+		return fail(err)
+	}
+	k := old.clone()
+	if err := edit(k); err != nil {
+		return fail(err)
+	}
+	return t.putKey(old, k)
+}
+
+func (t *txn) addAccountKeys(account string, n int64) {
+	a, _ := t.st.Account(account)
+	c := *a
+	c.KeyCount += n
+	t.st.accounts.ReplaceOrInsert(accountItem{c.ID, &c})
+}
+
+func (c *CreateAccount) apply(t *txn) Result {
+	if c.ID == "" || c.AccessKeyID == "" || len(c.Secret) == 0 {
+		return fail(ErrInvalidCommand)
+	}
+	if _, ok := t.st.Account(c.ID); ok {
+		return fail(ErrAccountExists)
+	}
+	if _, ok := t.st.AccessKey(c.AccessKeyID); ok {
+		return fail(ErrAccessKeyExists)
+	}
+	a := &Account{ID: c.ID, Name: c.Name, Created: t.now}
+	t.st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
+	ak := &AccessKey{ID: c.AccessKeyID, Account: c.ID, Kind: PrincipalRoot, Active: true, Secret: c.Secret, Created: t.now}
+	t.st.accessKeys.ReplaceOrInsert(accessKeyItem{ak.ID, ak})
+	return Result{Account: a}
+}
+
+func (c *CreateKey) apply(t *txn) Result {
+	if c.ID == "" || c.VersionID == "" || len(c.Material) == 0 || strings.HasPrefix(c.ID, AliasPrefix) {
+		return fail(ErrInvalidCommand)
+	}
+	if _, ok := t.st.Account(c.Account); !ok {
+		return fail(ErrAccountNotFound)
+	}
+	if _, ok := t.st.Key(c.Account, c.ID); ok {
+		return fail(ErrKeyExists)
+	}
+	if _, ok := t.st.Version(c.VersionID); ok {
+		return fail(ErrVersionExists)
+	}
+	k := &Key{
+		Account: c.Account, ID: c.ID, Description: c.Description,
+		Spec: c.Spec, Usage: c.Usage, Origin: c.Origin, Protection: c.Protection, CreatorType: c.CreatorType,
+		State: KeyEnabled, Created: t.now,
+		PrimaryVersion: c.VersionID, Versions: []string{c.VersionID}, LastRotation: t.now,
+		RotationInterval: c.RotationInterval, Tags: c.Tags,
+	}
+	v := &Version{ID: c.VersionID, Account: c.Account, KeyID: c.ID, Created: t.now, Material: c.Material}
+	t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
+	t.addAccountKeys(c.Account, 1)
+	return t.putKey(nil, k)
+}
+
+func (c *UpdateKeyDescription) apply(t *txn) Result {
+	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+		k.Description = c.Description
+		return nil
+	})
+}
+
+// setEnabled is EnableKey and DisableKey: both are refused while the key is
+// pending deletion or pending import (Rejected.StateModifiedFailed).
+func setEnabled(t *txn, r keyRef, to KeyState) Result {
+	return t.change(r.Account, r.KeyRef, func(k *Key) error {
+		if k.State != KeyEnabled && k.State != KeyDisabled {
+			return ErrStateConflict
+		}
+		k.State = to
+		return nil
+	})
+}
+
+func (c *EnableKey) apply(t *txn) Result  { return setEnabled(t, c.keyRef, KeyEnabled) }
+func (c *DisableKey) apply(t *txn) Result { return setEnabled(t, c.keyRef, KeyDisabled) }
+
+func (c *ScheduleKeyDeletion) apply(t *txn) Result {
+	if c.PendingDays < MinPendingDays || c.PendingDays > MaxPendingDays {
+		return fail(ErrInvalidCommand)
+	}
+	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+		if k.State == KeyPendingDeletion {
+			return ErrStateConflict
+		}
+		if k.DeletionProtection {
+			return ErrDeletionProtect
+		}
+		k.State = KeyPendingDeletion
+		k.DeleteDate = t.now + c.PendingDays*int64(24*time.Hour)
+		return nil
+	})
+}
+
+func (c *CancelKeyDeletion) apply(t *txn) Result {
+	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+		if k.State != KeyPendingDeletion {
+			return ErrStateConflict
+		}
+		k.State = KeyEnabled
+		k.DeleteDate = 0
+		return nil
+	})
+}
+
+func (c *SetDeletionProtection) apply(t *txn) Result {
+	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+		if k.State == KeyPendingDeletion {
+			return ErrStateConflict
+		}
+		k.DeletionProtection = c.Enable
+		k.DeletionProtectionDescription = ""
+		if c.Enable {
+			k.DeletionProtectionDescription = c.Description
+		}
+		return nil
+	})
+}
+
+func (c *DestroyKey) apply(t *txn) Result {
+	k, ok := t.st.Key(c.Account, c.KeyID)
+	if !ok {
+		return fail(ErrKeyNotFound)
+	}
+	if k.State != KeyPendingDeletion || t.now < k.DeleteDate {
+		return fail(ErrNotDue)
+	}
+	var aliases []*Alias
+	t.st.KeyAliases(k.Account, k.ID, func(a *Alias) bool {
+		aliases = append(aliases, a)
+		return true
+	})
+	for _, a := range aliases {
+		t.deleteAlias(a)
+	}
+	for _, v := range k.Versions {
+		t.st.versions.Delete(versionItem{id: v})
+	}
+	t.st.keys.Delete(keyItem{account: k.Account, id: k.ID})
+	for _, d := range dueItems(k) {
+		t.st.due.Delete(d)
+	}
+	t.addAccountKeys(k.Account, -1)
+	t.destroyed = append(t.destroyed, k.Versions...)
+	return Result{}
+}
+
+func (t *txn) putAlias(a *Alias) {
+	t.st.aliases.ReplaceOrInsert(aliasItem{a.Account, a.Name, a})
+	t.st.keyAliases.ReplaceOrInsert(keyAliasItem{a.Account, a.KeyID, a.Name, a})
+}
+
+func (t *txn) deleteAlias(a *Alias) {
+	t.st.aliases.Delete(aliasItem{account: a.Account, name: a.Name})
+	t.st.keyAliases.Delete(keyAliasItem{account: a.Account, keyID: a.KeyID, name: a.Name})
+}
+
+// aliasTarget resolves the key an alias command points at and checks that
+// it can take one more alias.
+func (t *txn) aliasTarget(account, ref string) (*Key, error) {
+	if strings.HasPrefix(ref, AliasPrefix) {
+		return nil, ErrInvalidCommand // an alias names a key, not another alias
+	}
+	k, err := t.key(account, ref)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	t.st.KeyAliases(account, k.ID, func(*Alias) bool { n++; return true })
+	if n >= MaxAliasesPerKey {
+		return nil, ErrAliasLimit
+	}
+	return k, nil
+}
+
+func (c *CreateAlias) apply(t *txn) Result {
+	if !strings.HasPrefix(c.Name, AliasPrefix) {
+		return fail(ErrInvalidCommand)
+	}
+	k, err := t.aliasTarget(c.Account, c.KeyRef)
+	if err != nil {
+		return fail(err)
+	}
+	if k.State == KeyPendingDeletion {
+		return fail(ErrStateConflict)
+	}
+	if _, ok := t.st.Alias(c.Account, c.Name); ok {
+		return fail(ErrAliasExists)
+	}
+	t.putAlias(&Alias{Account: c.Account, Name: c.Name, KeyID: k.ID, Created: t.now, Updated: t.now})
+	return Result{Key: k}
+}
+
+func (c *UpdateAlias) apply(t *txn) Result {
+	old, ok := t.st.Alias(c.Account, c.Name)
+	if !ok {
+		return fail(ErrAliasNotFound)
+	}
+	k, err := t.aliasTarget(c.Account, c.KeyRef)
+	if err != nil {
+		return fail(err)
+	}
+	if k.State == KeyPendingDeletion {
+		return fail(ErrPendingDeletion)
+	}
+	t.deleteAlias(old)
+	t.putAlias(&Alias{Account: c.Account, Name: c.Name, KeyID: k.ID, Created: old.Created, Updated: t.now})
+	return Result{Key: k}
+}
+
+func (c *DeleteAlias) apply(t *txn) Result {
+	a, ok := t.st.Alias(c.Account, c.Name)
+	if !ok {
+		return fail(ErrAliasNotFound)
+	}
+	t.deleteAlias(a)
+	return Result{}
+}
+
+func (c *RotateKey) apply(t *txn) Result {
+	if c.VersionID == "" || len(c.Material) == 0 {
+		return fail(ErrInvalidCommand)
+	}
+	if _, ok := t.st.Version(c.VersionID); ok {
+		return fail(ErrVersionExists)
+	}
+	r := t.change(c.Account, c.KeyID, func(k *Key) error {
+		if c.Automatic && (k.RotationInterval == 0 || k.State != KeyEnabled || t.now < k.NextRotation()) {
+			return ErrNotDue
+		}
+		if k.State != KeyEnabled {
+			return ErrStateConflict
+		}
+		if len(k.Versions) >= MaxVersionsPerKey {
+			return ErrVersionLimit
+		}
+		k.Versions = append(k.Versions[:len(k.Versions):len(k.Versions)], c.VersionID)
+		k.PrimaryVersion = c.VersionID
+		k.LastRotation = t.now
+		return nil
+	})
+	if r.Err == nil {
+		v := &Version{ID: c.VersionID, Account: c.Account, KeyID: c.KeyID, Created: t.now, Material: c.Material}
+		t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
+	}
+	return r
+}

@@ -1,0 +1,155 @@
+package fsm
+
+import (
+	"sort"
+	"time"
+)
+
+// Windows of the replicated duplicate filters.
+const (
+	// RequestWindow is how long a request id is remembered: a retry of a
+	// forwarded write arriving within it returns the first result.
+	RequestWindow = 2 * time.Minute
+	// NonceWindow is the signed-timestamp window of the API (±15 minutes).
+	// A nonce is remembered until its minute has left the window.
+	NonceWindow = 15 * time.Minute
+)
+
+const minuteNS = int64(time.Minute)
+
+type reqEntry struct {
+	time    int64
+	code    uint16
+	account string // key the command touched, for replaying the result
+	keyID   string
+}
+
+type reqRecord struct {
+	id   [16]byte
+	time int64
+}
+
+// dedup holds the duplicate filters. It changes only inside Apply, in log
+// order, so every node holds the same one; Snapshot captures it.
+type dedup struct {
+	reqs   map[[16]byte]reqEntry
+	order  []reqRecord // insertion order; times never decrease
+	nonces map[int64]map[uint64]struct{}
+}
+
+func newDedup() dedup {
+	return dedup{reqs: make(map[[16]byte]reqEntry), nonces: make(map[int64]map[uint64]struct{})}
+}
+
+func (d *dedup) expire(now int64) {
+	cut := now - int64(RequestWindow)
+	i := 0
+	for i < len(d.order) && d.order[i].time < cut {
+		delete(d.reqs, d.order[i].id)
+		i++
+	}
+	if i > 0 {
+		d.order = append(d.order[:0], d.order[i:]...)
+	}
+	for m := range d.nonces {
+		if nonceExpired(m, now) {
+			delete(d.nonces, m)
+		}
+	}
+}
+
+func nonceExpired(minute, now int64) bool {
+	return now >= (minute+1)*minuteNS+int64(NonceWindow)
+}
+
+func (d *dedup) request(id [16]byte) (reqEntry, bool) {
+	if id == ([16]byte{}) {
+		return reqEntry{}, false
+	}
+	e, ok := d.reqs[id]
+	return e, ok
+}
+
+func (d *dedup) recordRequest(id [16]byte, e reqEntry) {
+	if id == ([16]byte{}) {
+		return
+	}
+	d.reqs[id] = e
+	d.order = append(d.order, reqRecord{id, e.time})
+}
+
+// checkNonce records a nonce fingerprint and fails if it was recorded
+// before, or if its minute is outside the window at time now.
+func (d *dedup) checkNonce(fp uint64, minute, now int64) error {
+	if nonceExpired(minute, now) || minute*minuteNS > now+int64(NonceWindow)+minuteNS {
+		return ErrNonceExpired
+	}
+	set := d.nonces[minute]
+	if set == nil {
+		set = make(map[uint64]struct{})
+		d.nonces[minute] = set
+	}
+	if _, ok := set[fp]; ok {
+		return ErrNonceReused
+	}
+	set[fp] = struct{}{}
+	return nil
+}
+
+func (d *dedup) encode(e *encoder) {
+	e.uvarint(uint64(len(d.order)))
+	for _, r := range d.order {
+		re := d.reqs[r.id]
+		e.b = append(e.b, r.id[:]...)
+		e.varint(re.time)
+		e.uvarint(uint64(re.code))
+		e.str(re.account)
+		e.str(re.keyID)
+	}
+	minutes := make([]int64, 0, len(d.nonces))
+	for m := range d.nonces {
+		minutes = append(minutes, m)
+	}
+	sort.Slice(minutes, func(i, j int) bool { return minutes[i] < minutes[j] })
+	e.uvarint(uint64(len(minutes)))
+	for _, m := range minutes {
+		fps := make([]uint64, 0, len(d.nonces[m]))
+		for fp := range d.nonces[m] {
+			fps = append(fps, fp)
+		}
+		sort.Slice(fps, func(i, j int) bool { return fps[i] < fps[j] })
+		e.varint(m)
+		e.uvarint(uint64(len(fps)))
+		for _, fp := range fps {
+			e.u64(fp)
+		}
+	}
+}
+
+func (d *dedup) decode(dc *decoder) {
+	*d = newDedup()
+	n := dc.length(16 + 4)
+	for range n {
+		var r reqRecord
+		if len(dc.b) < 16 {
+			dc.fail("request id")
+			return
+		}
+		copy(r.id[:], dc.b)
+		dc.b = dc.b[16:]
+		e := reqEntry{time: dc.varint(), code: uint16(dc.uvarint()), account: dc.str(), keyID: dc.str()}
+		r.time = e.time
+		d.reqs[r.id] = e
+		d.order = append(d.order, r)
+	}
+	mins := dc.length(2)
+	for range mins {
+		m := dc.varint()
+		k := dc.length(8)
+		set := make(map[uint64]struct{}, k)
+		for range k {
+			set[dc.u64()] = struct{}{}
+		}
+		d.nonces[m] = set
+	}
+}

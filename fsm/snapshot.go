@@ -1,0 +1,330 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/hashicorp/raft"
+)
+
+// Snapshot format (version 1):
+//
+//	"RKMSSNAP" ‖ version byte ‖ sections ‖ SHA-256 of everything before it
+//
+// The sections are meta, accounts, access keys, keys, versions, aliases and
+// dedup, in that order. Each holds a uvarint count, then that many records,
+// each a uvarint length and the record. Records are written in key order,
+// so equal states give equal bytes (the determinism test compares them).
+// Secrets inside are only ever root-key-wrapped, as in the log.
+const (
+	snapshotMagic   = "RKMSSNAP"
+	snapshotVersion = 1
+)
+
+// ErrSnapshot is returned (wrapped) by Restore for a damaged or foreign snapshot.
+var ErrSnapshot = errors.New("fsm: invalid snapshot")
+
+// Snapshot implements raft.FSM. It captures the published State (a pointer:
+// the state is immutable) and the duplicate filters (copied, they are
+// small); Persist does the IO while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := encoder{}
+	f.dd.encode(&e)
+	return &snapshot{st: f.cur.Load(), dedup: e.b}, nil
+}
+
+type snapshot struct {
+	st    *State
+	dedup []byte
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *snapshot) Release() {}
+
+// write writes the snapshot to w.
+func (s *snapshot) write(w io.Writer) error {
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<16)
+	sw := sectionWriter{w: bw}
+	bw.WriteString(snapshotMagic)
+	bw.WriteByte(snapshotVersion)
+	st := s.st
+
+	sw.section(1, func(e *encoder) {
+		e.uvarint(st.index)
+		e.varint(st.now)
+	})
+	sw.begin(st.accounts.Len())
+	st.accounts.Ascend(func(it accountItem) bool {
+		a := it.a
+		return sw.record(func(e *encoder) { e.str(a.ID); e.str(a.Name); e.varint(a.Created); e.varint(a.KeyCount) })
+	})
+	sw.begin(st.accessKeys.Len())
+	st.accessKeys.Ascend(func(it accessKeyItem) bool {
+		k := it.k
+		return sw.record(func(e *encoder) {
+			e.str(k.ID)
+			e.str(k.Account)
+			e.u8(uint8(k.Kind))
+			e.str(k.Principal)
+			e.bool(k.Active)
+			e.bytes(k.Secret)
+			e.varint(k.Created)
+		})
+	})
+	sw.begin(st.keys.Len())
+	st.keys.Ascend(func(it keyItem) bool { return sw.record(it.k.encode) })
+	sw.begin(st.versions.Len())
+	st.versions.Ascend(func(it versionItem) bool {
+		v := it.v
+		return sw.record(func(e *encoder) {
+			e.str(v.ID)
+			e.str(v.Account)
+			e.str(v.KeyID)
+			e.varint(v.Created)
+			e.bytes(v.Material)
+		})
+	})
+	sw.begin(st.aliases.Len())
+	st.aliases.Ascend(func(it aliasItem) bool {
+		a := it.a
+		return sw.record(func(e *encoder) {
+			e.str(a.Account)
+			e.str(a.Name)
+			e.str(a.KeyID)
+			e.varint(a.Created)
+			e.varint(a.Updated)
+		})
+	})
+	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
+	if sw.err != nil {
+		return sw.err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(h.Sum(nil))
+	return err
+}
+
+func (k *Key) encode(e *encoder) {
+	e.str(k.Account)
+	e.str(k.ID)
+	e.str(k.Description)
+	e.str(k.Spec)
+	e.str(k.Usage)
+	e.str(k.Origin)
+	e.str(k.Protection)
+	e.str(k.CreatorType)
+	e.u8(uint8(k.State))
+	e.varint(k.Created)
+	e.varint(k.DeleteDate)
+	e.bool(k.DeletionProtection)
+	e.str(k.DeletionProtectionDescription)
+	e.str(k.PrimaryVersion)
+	e.strs(k.Versions)
+	e.varint(k.LastRotation)
+	e.varint(k.RotationInterval)
+	encodeTags(e, k.Tags)
+}
+
+func decodeKey(d *decoder) *Key {
+	k := &Key{Account: d.str(), ID: d.str(), Description: d.str()}
+	k.Spec, k.Usage, k.Origin, k.Protection = intern(d.str()), intern(d.str()), intern(d.str()), intern(d.str())
+	k.CreatorType = intern(d.str())
+	k.State = KeyState(d.u8())
+	k.Created, k.DeleteDate = d.varint(), d.varint()
+	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
+	k.PrimaryVersion, k.Versions = d.str(), d.strs()
+	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
+	k.Tags = decodeTags(d)
+	if !k.State.valid() && d.err == nil {
+		d.fail("key state")
+	}
+	return k
+}
+
+// sectionWriter writes counted, length-prefixed records, reusing one buffer.
+type sectionWriter struct {
+	w   *bufio.Writer
+	e   encoder
+	err error
+}
+
+func (s *sectionWriter) begin(n int) {
+	var b [binary.MaxVarintLen64]byte
+	_, err := s.w.Write(b[:binary.PutUvarint(b[:], uint64(n))])
+	s.setErr(err)
+}
+
+func (s *sectionWriter) record(fill func(*encoder)) bool {
+	s.e.b = s.e.b[:0]
+	fill(&s.e)
+	var b [binary.MaxVarintLen64]byte
+	_, err := s.w.Write(b[:binary.PutUvarint(b[:], uint64(len(s.e.b)))])
+	s.setErr(err)
+	_, err = s.w.Write(s.e.b)
+	s.setErr(err)
+	return s.err == nil
+}
+
+func (s *sectionWriter) section(n int, fill func(*encoder)) {
+	s.begin(n)
+	s.record(fill)
+}
+
+func (s *sectionWriter) setErr(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// Restore implements raft.FSM: it reads a whole snapshot, checks its
+// checksum, and only then replaces the state, so a damaged snapshot
+// changes nothing.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, dd, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.w, f.dd = st, dd
+	f.cur.Store(st.clone())
+	f.mu.Unlock()
+	return nil
+}
+
+// sectionReader reads what sectionWriter wrote while hashing it.
+type sectionReader struct {
+	r   *bufio.Reader
+	h   hash.Hash
+	buf []byte
+	err error
+}
+
+func (s *sectionReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.h.Write(p[:n])
+	return n, err
+}
+
+func (s *sectionReader) ReadByte() (byte, error) {
+	b, err := s.r.ReadByte()
+	if err == nil {
+		s.h.Write([]byte{b})
+	}
+	return b, err
+}
+
+func (s *sectionReader) count() int {
+	if s.err != nil {
+		return 0
+	}
+	n, err := binary.ReadUvarint(s)
+	if err != nil || n > 1<<40 {
+		s.fail("count", err)
+		return 0
+	}
+	return int(n)
+}
+
+// records calls fn with a decoder over each record of the next section.
+func (s *sectionReader) records(what string, fn func(d *decoder)) {
+	n := s.count()
+	for i := 0; i < n && s.err == nil; i++ {
+		l, err := binary.ReadUvarint(s)
+		if err != nil || l > 1<<30 {
+			s.fail(what, err)
+			return
+		}
+		if cap(s.buf) < int(l) {
+			s.buf = make([]byte, l)
+		}
+		s.buf = s.buf[:l]
+		if _, err := io.ReadFull(s, s.buf); err != nil {
+			s.fail(what, err)
+			return
+		}
+		d := decoder{b: s.buf}
+		fn(&d)
+		if err := d.done(what); err != nil {
+			s.fail(what, err)
+		}
+	}
+}
+
+func (s *sectionReader) fail(what string, err error) {
+	if s.err == nil {
+		s.err = fmt.Errorf("%w: %s: %v", ErrSnapshot, what, err)
+	}
+}
+
+func readSnapshot(r io.Reader) (*State, dedup, error) {
+	sr := &sectionReader{r: bufio.NewReaderSize(r, 1<<16), h: sha256.New()}
+	head := make([]byte, len(snapshotMagic)+1)
+	if _, err := io.ReadFull(sr, head); err != nil || string(head[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, dedup{}, fmt.Errorf("%w: not a raftkms snapshot", ErrSnapshot)
+	}
+	if head[len(snapshotMagic)] != snapshotVersion {
+		return nil, dedup{}, fmt.Errorf("%w: unknown version %d", ErrSnapshot, head[len(snapshotMagic)])
+	}
+	st := newState()
+	dd := newDedup()
+	sr.records("meta", func(d *decoder) { st.index, st.now = d.uvarint(), d.varint() })
+	sr.records("account", func(d *decoder) {
+		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint(), KeyCount: d.varint()}
+		st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
+	})
+	sr.records("access key", func(d *decoder) {
+		k := &AccessKey{ID: d.str(), Account: d.str(), Kind: PrincipalKind(d.u8()), Principal: d.str(),
+			Active: d.bool(), Secret: d.bytes(), Created: d.varint()}
+		st.accessKeys.ReplaceOrInsert(accessKeyItem{k.ID, k})
+	})
+	sr.records("key", func(d *decoder) {
+		k := decodeKey(d)
+		st.keys.ReplaceOrInsert(keyItem{k.Account, k.ID, k})
+		for _, di := range dueItems(k) {
+			st.due.ReplaceOrInsert(di)
+		}
+	})
+	sr.records("version", func(d *decoder) {
+		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
+		st.versions.ReplaceOrInsert(versionItem{v.ID, v})
+	})
+	sr.records("alias", func(d *decoder) {
+		a := &Alias{Account: d.str(), Name: d.str(), KeyID: d.str(), Created: d.varint(), Updated: d.varint()}
+		st.aliases.ReplaceOrInsert(aliasItem{a.Account, a.Name, a})
+		st.keyAliases.ReplaceOrInsert(keyAliasItem{a.Account, a.KeyID, a.Name, a})
+	})
+	sr.records("dedup", func(d *decoder) { dd.decode(d) })
+	if sr.err != nil {
+		return nil, dedup{}, sr.err
+	}
+	want := sr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(sr.r, got); err != nil || !bytes.Equal(got, want) {
+		return nil, dedup{}, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
+	}
+	if _, err := sr.r.ReadByte(); err != io.EOF {
+		return nil, dedup{}, fmt.Errorf("%w: trailing bytes after checksum", ErrSnapshot)
+	}
+	return st, dd, nil
+}

@@ -1,0 +1,255 @@
+package fsm
+
+import (
+	"strings"
+
+	"github.com/google/btree"
+)
+
+// treeDegree trades path-copy size (smaller is cheaper per write) against
+// depth (larger is cheaper per read); 16 gives depth 5 at a million keys.
+const treeDegree = 16
+
+type keyItem struct {
+	account, id string
+	k           *Key
+}
+
+type versionItem struct {
+	id string
+	v  *Version
+}
+
+type aliasItem struct {
+	account, name string
+	a             *Alias
+}
+
+// keyAliasItem indexes aliases by the key they name.
+type keyAliasItem struct {
+	account, keyID, name string
+	a                    *Alias
+}
+
+// DueKind says what is due for a key.
+type DueKind uint8
+
+// Scheduled changes the leader carries out.
+const (
+	DueDeletion DueKind = 1 // DeleteDate reached: destroy the key
+	DueRotation DueKind = 2 // automatic rotation interval elapsed
+)
+
+// dueItem indexes keys by the time their next scheduled change is due. It
+// is derived from the keys (rebuilt on restore, not in snapshots).
+type dueItem struct {
+	at          int64
+	kind        DueKind
+	account, id string
+}
+
+type accountItem struct {
+	id string
+	a  *Account
+}
+
+type accessKeyItem struct {
+	id string
+	k  *AccessKey
+}
+
+func keyLess(a, b keyItem) bool {
+	if a.account != b.account {
+		return a.account < b.account
+	}
+	return a.id < b.id
+}
+func versionLess(a, b versionItem) bool { return a.id < b.id }
+func aliasLess(a, b aliasItem) bool {
+	if a.account != b.account {
+		return a.account < b.account
+	}
+	return a.name < b.name
+}
+func keyAliasLess(a, b keyAliasItem) bool {
+	if a.account != b.account {
+		return a.account < b.account
+	}
+	if a.keyID != b.keyID {
+		return a.keyID < b.keyID
+	}
+	return a.name < b.name
+}
+func dueLess(a, b dueItem) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	if a.account != b.account {
+		return a.account < b.account
+	}
+	return a.id < b.id
+}
+func accountLess(a, b accountItem) bool     { return a.id < b.id }
+func accessKeyLess(a, b accessKeyItem) bool { return a.id < b.id }
+
+// State is one immutable version of the replicated state. Every read method
+// is safe for concurrent use and takes no lock; a State obtained from
+// FSM.State never changes.
+type State struct {
+	index uint64 // last applied Raft index
+	now   int64  // time of the last applied command (unix ns, never decreasing)
+
+	keys       *btree.BTreeG[keyItem]
+	versions   *btree.BTreeG[versionItem]
+	aliases    *btree.BTreeG[aliasItem]
+	keyAliases *btree.BTreeG[keyAliasItem]
+	accounts   *btree.BTreeG[accountItem]
+	accessKeys *btree.BTreeG[accessKeyItem]
+	due        *btree.BTreeG[dueItem]
+}
+
+func newState() *State {
+	return &State{
+		keys:       btree.NewG(treeDegree, keyLess),
+		versions:   btree.NewG(treeDegree, versionLess),
+		aliases:    btree.NewG(treeDegree, aliasLess),
+		keyAliases: btree.NewG(treeDegree, keyAliasLess),
+		accounts:   btree.NewG(treeDegree, accountLess),
+		accessKeys: btree.NewG(treeDegree, accessKeyLess),
+		due:        btree.NewG(treeDegree, dueLess),
+	}
+}
+
+// clone returns a State sharing every tree node with s. Writes to either
+// copy nodes first (copy-on-write), so a published clone stays immutable
+// while the writer keeps changing s.
+func (s *State) clone() *State {
+	return &State{
+		index:      s.index,
+		now:        s.now,
+		keys:       s.keys.Clone(),
+		versions:   s.versions.Clone(),
+		aliases:    s.aliases.Clone(),
+		keyAliases: s.keyAliases.Clone(),
+		accounts:   s.accounts.Clone(),
+		accessKeys: s.accessKeys.Clone(),
+		due:        s.due.Clone(),
+	}
+}
+
+// Index returns the Raft index of the last command applied to this State.
+func (s *State) Index() uint64 { return s.index }
+
+// Now returns the leader-stamped time (unix ns) of the last applied command.
+func (s *State) Now() int64 { return s.now }
+
+// Key returns the key with id in account, including keys pending deletion
+// (callers check Key.Gone with their clock).
+func (s *State) Key(account, id string) (*Key, bool) {
+	it, ok := s.keys.Get(keyItem{account: account, id: id})
+	return it.k, ok
+}
+
+// Version returns a key version by its id.
+func (s *State) Version(id string) (*Version, bool) {
+	it, ok := s.versions.Get(versionItem{id: id})
+	return it.v, ok
+}
+
+// Alias returns an alias of account by name ("alias/…").
+func (s *State) Alias(account, name string) (*Alias, bool) {
+	it, ok := s.aliases.Get(aliasItem{account: account, name: name})
+	return it.a, ok
+}
+
+// AliasPrefix starts every alias name.
+const AliasPrefix = "alias/"
+
+// ResolveKey finds the key a KeyId parameter names inside account: a key id
+// or an alias name. (ARNs are parsed into one of these by the API layer.)
+// It returns ErrKeyNotFound or ErrAliasNotFound.
+func (s *State) ResolveKey(account, ref string) (*Key, error) {
+	id := ref
+	if strings.HasPrefix(ref, AliasPrefix) {
+		a, ok := s.Alias(account, ref)
+		if !ok {
+			return nil, ErrAliasNotFound
+		}
+		id = a.KeyID
+	}
+	k, ok := s.Key(account, id)
+	if !ok {
+		return nil, ErrKeyNotFound
+	}
+	return k, nil
+}
+
+// Keys calls fn for the keys of account in id order, starting after the key
+// id after ("" for the first), until fn returns false.
+func (s *State) Keys(account, after string, fn func(*Key) bool) {
+	s.keys.AscendGreaterOrEqual(keyItem{account: account, id: after}, func(it keyItem) bool {
+		if it.account != account {
+			return false
+		}
+		if it.id == after {
+			return true
+		}
+		return fn(it.k)
+	})
+}
+
+// Aliases calls fn for the aliases of account in name order until fn
+// returns false.
+func (s *State) Aliases(account string, fn func(*Alias) bool) {
+	s.aliases.AscendGreaterOrEqual(aliasItem{account: account}, func(it aliasItem) bool {
+		return it.account == account && fn(it.a)
+	})
+}
+
+// KeyAliases calls fn for the aliases of a key in name order until fn
+// returns false.
+func (s *State) KeyAliases(account, keyID string, fn func(*Alias) bool) {
+	s.keyAliases.AscendGreaterOrEqual(keyAliasItem{account: account, keyID: keyID}, func(it keyAliasItem) bool {
+		return it.account == account && it.keyID == keyID && fn(it.a)
+	})
+}
+
+// Due calls fn, in time order, for every scheduled change due at or before
+// upTo (unix ns), until fn returns false.
+func (s *State) Due(upTo int64, fn func(kind DueKind, account, keyID string) bool) {
+	s.due.Ascend(func(it dueItem) bool {
+		return it.at <= upTo && fn(it.kind, it.account, it.id)
+	})
+}
+
+// dueItems lists the scheduled changes of a key.
+func dueItems(k *Key) []dueItem {
+	var out []dueItem
+	if k.State == KeyPendingDeletion {
+		out = append(out, dueItem{k.DeleteDate, DueDeletion, k.Account, k.ID})
+	}
+	if k.State == KeyEnabled && k.RotationInterval > 0 {
+		out = append(out, dueItem{k.NextRotation(), DueRotation, k.Account, k.ID})
+	}
+	return out
+}
+
+// Account returns an account by id.
+func (s *State) Account(id string) (*Account, bool) {
+	it, ok := s.accounts.Get(accountItem{id: id})
+	return it.a, ok
+}
+
+// Accounts calls fn for every account in id order until fn returns false.
+func (s *State) Accounts(fn func(*Account) bool) {
+	s.accounts.Ascend(func(it accountItem) bool { return fn(it.a) })
+}
+
+// AccessKey returns an AccessKey by its id.
+func (s *State) AccessKey(id string) (*AccessKey, bool) {
+	it, ok := s.accessKeys.Get(accessKeyItem{id: id})
+	return it.k, ok
+}

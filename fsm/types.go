@@ -1,0 +1,141 @@
+package fsm
+
+import "time"
+
+// KeyState is the lifecycle state of a key.
+type KeyState uint8
+
+// Key states, with the Alibaba names their String methods return.
+const (
+	KeyEnabled         KeyState = 1
+	KeyDisabled        KeyState = 2
+	KeyPendingDeletion KeyState = 3
+	KeyPendingImport   KeyState = 4
+)
+
+// String returns the Alibaba name of the state.
+func (s KeyState) String() string {
+	switch s {
+	case KeyEnabled:
+		return "Enabled"
+	case KeyDisabled:
+		return "Disabled"
+	case KeyPendingDeletion:
+		return "PendingDeletion"
+	case KeyPendingImport:
+		return "PendingImport"
+	}
+	return "Unknown"
+}
+
+func (s KeyState) valid() bool { return s >= KeyEnabled && s <= KeyPendingImport }
+
+// Tag is a key tag.
+type Tag struct{ Key, Value string }
+
+// Key is a customer master key. Values published in a State are never
+// modified: Apply replaces the pointer.
+type Key struct {
+	Account     string // owning account id
+	ID          string
+	Description string
+	Spec        string // KeySpec, e.g. Aliyun_AES_256
+	Usage       string // KeyUsage, e.g. ENCRYPT/DECRYPT
+	Origin      string // Aliyun_KMS or EXTERNAL
+	Protection  string // ProtectionLevel: SOFTWARE or HSM
+	CreatorType string // User or Service
+	State       KeyState
+	Created     int64 // unix nanoseconds, stamped by the leader
+	DeleteDate  int64 // unix nanoseconds; set while PendingDeletion
+
+	DeletionProtection            bool
+	DeletionProtectionDescription string
+
+	PrimaryVersion   string
+	Versions         []string // ids, oldest first; the last is primary
+	LastRotation     int64    // unix nanoseconds
+	RotationInterval int64    // seconds; 0 when automatic rotation is off
+	Tags             []Tag
+}
+
+// Gone reports whether the key must read as not found at time now (unix
+// nanoseconds): its deletion is due even if the leader has not yet
+// destroyed it.
+func (k *Key) Gone(now int64) bool {
+	return k.State == KeyPendingDeletion && now >= k.DeleteDate
+}
+
+// NextRotation returns when automatic rotation is next due, or 0 if it is off.
+func (k *Key) NextRotation() int64 {
+	if k.RotationInterval == 0 {
+		return 0
+	}
+	return k.LastRotation + k.RotationInterval*int64(time.Second)
+}
+
+func (k *Key) clone() *Key {
+	c := *k
+	return &c
+}
+
+// Version is one key version. Material is the version's key material
+// wrapped by the root key (crypto.PurposeKeyMaterial, bound to ID).
+type Version struct {
+	ID       string
+	Account  string
+	KeyID    string
+	Created  int64
+	Material []byte
+}
+
+// Alias names a key inside an account.
+type Alias struct {
+	Account string
+	Name    string // "alias/…"
+	KeyID   string
+	Created int64
+	Updated int64
+}
+
+// Account is a tenant. Every key, alias and principal belongs to one.
+type Account struct {
+	ID       string
+	Name     string
+	Created  int64
+	KeyCount int64 // keys that exist (including PendingDeletion ones)
+}
+
+// PrincipalKind says who holds an AccessKey.
+type PrincipalKind uint8
+
+// Principal kinds.
+const (
+	PrincipalRoot    PrincipalKind = 1 // the account's administrator
+	PrincipalUser    PrincipalKind = 2
+	PrincipalService PrincipalKind = 3 // a cloud product acting in the account
+)
+
+// String returns the name policies see in input.principal.type.
+func (p PrincipalKind) String() string {
+	switch p {
+	case PrincipalRoot:
+		return "root"
+	case PrincipalUser:
+		return "user"
+	case PrincipalService:
+		return "service"
+	}
+	return "unknown"
+}
+
+// AccessKey is an AccessKey pair. Secret is wrapped by the root key
+// (crypto.PurposeAccessKeySecret, bound to ID).
+type AccessKey struct {
+	ID        string
+	Account   string
+	Kind      PrincipalKind
+	Principal string // user name or product code; empty for root
+	Active    bool
+	Secret    []byte
+	Created   int64
+}

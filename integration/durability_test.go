@@ -1,0 +1,156 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
+)
+
+func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
+	dir := t.TempDir()
+	k := startKMSD(t, dir)
+	c := k.client()
+	ctx := context.Background()
+	type written struct {
+		id, blob, plaintext string
+	}
+	var acked []written
+	for i := range 20 {
+		m, err := c.CreateKey(ctx, fmt.Sprint("key ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := c.Encrypt(ctx, m.KeyID, fmt.Sprint("secret ", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, written{m.KeyID, ct.CiphertextBlob, fmt.Sprint("secret ", i)})
+	}
+	if _, err := c.Call(ctx, "DisableKey", map[string]string{"KeyId": acked[0].id}); err != nil {
+		t.Fatal(err)
+	}
+	creds := k.credentials()
+	k.kill() // kill -9: no chance to flush anything
+
+	k.start()
+	if k.credentials() != creds {
+		t.Fatal("restart replaced the root credentials")
+	}
+	c = k.client()
+	for i, w := range acked {
+		m, err := c.DescribeKey(ctx, w.id)
+		if err != nil {
+			t.Fatalf("key %d lost after kill -9: %v", i, err)
+		}
+		if want := map[bool]string{true: "Disabled", false: "Enabled"}[i == 0]; m.KeyState != want {
+			t.Fatalf("key %d state %s after restart, want %s", i, m.KeyState, want)
+		}
+		if i == 0 {
+			continue
+		}
+		p, err := c.Decrypt(ctx, w.blob, nil)
+		if err != nil || p.Plaintext != w.plaintext {
+			t.Fatalf("Decrypt after restart = %v, %v", p, err)
+		}
+	}
+	k.stop() // SIGTERM exits 0
+}
+
+// TestNoPlaintextSecretsOnDisk unwraps every secret in the Raft log with the
+// root key and checks that none of them, nor any plaintext or data key the
+// test saw, appears in the data directory or the logs.
+func TestNoPlaintextSecretsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	k := startKMSD(t, dir)
+	c := k.client()
+	ctx := context.Background()
+	var secrets [][]byte
+	secrets = append(secrets, []byte(k.credentials().AccessKeySecret))
+	for range 5 {
+		m, err := c.CreateKey(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dk, err := c.GenerateDataKey(ctx, m.KeyID, 32, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(dk.Plaintext)
+		secrets = append(secrets, raw, []byte(dk.Plaintext))
+		if _, err := c.Encrypt(ctx, m.KeyID, "very secret plaintext 12345", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secrets = append(secrets, []byte("very secret plaintext 12345"))
+	k.stop()
+
+	root, err := crypto.LoadRootKeyFile(filepath.Join(dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	material := keyMaterial(t, root, filepath.Join(dir, "raft", "raft.db"))
+	if len(material) != 5 {
+		t.Fatalf("found %d wrapped key versions in the log, want 5", len(material))
+	}
+	secrets = append(secrets, material...)
+	files := map[string][]byte{"stderr": []byte(k.stderr.String()), "stdout": []byte(k.stdout.String())}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		// root-credentials.json is the one place the root AccessKey is meant
+		// to be handed over in clear (mode 0600).
+		if err == nil && !d.IsDir() && d.Name() != "root-credentials.json" {
+			files[path], _ = os.ReadFile(path)
+		}
+		return nil
+	})
+	for name, content := range files {
+		for _, s := range secrets {
+			if bytes.Contains(content, s) {
+				t.Errorf("%s holds a plaintext secret (%d bytes)", name, len(s))
+			}
+		}
+	}
+}
+
+// keyMaterial reads the Raft log and returns the unwrapped material of
+// every key version created in it.
+func keyMaterial(t *testing.T, root *crypto.RootKey, path string) [][]byte {
+	store, err := raftboltdb.NewBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first, _ := store.FirstIndex()
+	last, _ := store.LastIndex()
+	var out [][]byte
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := store.GetLog(i, &l); err != nil || l.Type != raft.LogCommand {
+			continue
+		}
+		_, cmd, err := fsm.Decode(l.Data)
+		if err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		}
+		if ck, ok := cmd.(*fsm.CreateKey); ok {
+			m, err := root.Unwrap(crypto.PurposeKeyMaterial, ck.VersionID, ck.Material)
+			if err != nil {
+				t.Fatalf("unwrap %s: %v", ck.VersionID, err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}

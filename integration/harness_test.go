@@ -1,0 +1,195 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raftkms/raftkms/api/client"
+)
+
+// binDir holds kmsd and kmsctl built for this test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "raftkms-bin-")
+	if err != nil {
+		panic(err)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/raftkms/raftkms/cmd/kmsd", "github.com/raftkms/raftkms/cmd/kmsctl")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building kmsd and kmsctl:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// kmsd is one running kmsd process.
+type kmsd struct {
+	t       testing.TB
+	dir     string
+	api     string
+	raft    string
+	args    []string
+	cmd     *exec.Cmd
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	exited  chan struct{}
+	exitErr error
+}
+
+// startKMSD starts kmsd on dir (created if need be) and waits until it is ready.
+func startKMSD(t testing.TB, dir string, extra ...string) *kmsd {
+	t.Helper()
+	k := &kmsd{t: t, dir: dir, api: freeAddr(t), raft: freeAddr(t), args: extra}
+	k.start()
+	t.Cleanup(func() { k.kill() })
+	return k
+}
+
+func (k *kmsd) start() {
+	k.t.Helper()
+	args := append([]string{"--data-dir", k.dir, "--node-id", "node1", "--api-addr", k.api, "--raft-addr", k.raft}, k.args...)
+	k.cmd = exec.Command(filepath.Join(binDir, "kmsd"), args...)
+	k.stdout, k.stderr = &syncBuffer{}, &syncBuffer{}
+	k.cmd.Stdout, k.cmd.Stderr = k.stdout, k.stderr
+	if err := k.cmd.Start(); err != nil {
+		k.t.Fatal(err)
+	}
+	k.exited = make(chan struct{})
+	go func() { k.exitErr = k.cmd.Wait(); close(k.exited) }()
+	k.waitReady(30 * time.Second)
+}
+
+func (k *kmsd) url() string { return "http://" + k.api }
+
+// waitReady polls /readyz until it answers 200, the process exits, or the
+// deadline passes.
+func (k *kmsd) waitReady(within time.Duration) {
+	k.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		select {
+		case <-k.exited:
+			k.t.Fatalf("kmsd exited before it was ready: %v\nstderr:\n%s", k.exitErr, k.stderr)
+		default:
+		}
+		resp, err := http.Get(k.url() + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval of a condition wait, not synchronisation
+	}
+	k.t.Fatalf("kmsd not ready after %v\nstderr:\n%s", within, k.stderr)
+}
+
+// stop sends SIGTERM and checks kmsd exits 0.
+func (k *kmsd) stop() {
+	k.t.Helper()
+	k.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-k.exited:
+		if k.exitErr != nil {
+			k.t.Fatalf("kmsd exited with %v after SIGTERM\nstderr:\n%s", k.exitErr, k.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		k.t.Fatalf("kmsd did not exit within 15s of SIGTERM")
+	}
+}
+
+// kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (k *kmsd) kill() {
+	if k.cmd == nil || k.cmd.Process == nil {
+		return
+	}
+	k.cmd.Process.Kill()
+	<-k.exited
+}
+
+func (k *kmsd) credentialsFile() string { return filepath.Join(k.dir, "root-credentials.json") }
+
+func (k *kmsd) credentials() client.Credentials {
+	k.t.Helper()
+	c, err := client.LoadCredentials(k.credentialsFile())
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return c
+}
+
+func (k *kmsd) client() *client.Client {
+	k.t.Helper()
+	c, err := client.New(client.Config{Endpoint: k.url(), Credentials: k.credentials()})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return c
+}
+
+// kmsctl runs the kmsctl binary against k and returns stdout, stderr and
+// the exit code.
+func (k *kmsd) kmsctl(env []string, args ...string) (string, string, int) {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kmsctl"), append([]string{"--endpoint", k.url()}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		k.t.Fatal(err)
+	}
+	return out.String(), strings.TrimSpace(errb.String()), code
+}
