@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"unicode/utf8"
 
 	"github.com/raftkms/raftkms/crypto"
@@ -48,6 +50,16 @@ func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec c
 	if err != nil {
 		return "", "", err
 	}
+	ok, reserve := b.TakeSeal()
+	if reserve {
+		go s.reserveSeals(k, v.ID, b)
+	}
+	if !ok {
+		if b.Exhausted() {
+			return "", "", fsm.ErrSealLimit
+		}
+		return "", "", ErrSealBudget
+	}
 	c.aad = ec.AppendAAD(c.aad[:0])
 	raw, err := b.Seal(append(c.blob[:0], v.ID...), plaintext, c.aad)
 	if err != nil {
@@ -55,6 +67,22 @@ func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec c
 	}
 	c.blob = raw
 	return v.ID, base64.StdEncoding.EncodeToString(raw), nil
+}
+
+// reserveSeals reserves the next grant of encryptions with a key's primary
+// version for this node (see crypto.VersionKey.TakeSeal).
+func (s *Server) reserveSeals(k *fsm.Key, versionID string, b *crypto.VersionKey) {
+	err := s.proposeSystem(context.Background(), &fsm.ReserveSeals{Account: k.Account, KeyID: k.ID, VersionID: versionID, Count: crypto.SealGrant})
+	switch {
+	case err == nil:
+		b.Reserved(crypto.SealGrant)
+	case errors.Is(err, fsm.ErrSealLimit), errors.Is(err, fsm.ErrNotPrimary), errors.Is(err, fsm.ErrKeyNotFound):
+		// This version encrypts no more: the key rotated, or will.
+		b.ReserveFailed(true)
+	default:
+		s.log.Warn("reserving encryptions failed; will retry", "key", k.ID, "version", versionID, "err", err)
+		b.ReserveFailed(false)
+	}
 }
 
 // opened is a decrypted CiphertextBlob.

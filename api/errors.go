@@ -31,6 +31,7 @@ var (
 	ErrDryRun             = errors.New("api: dry run: the request would have succeeded")
 	ErrNotReady           = errors.New("api: node is not ready to serve")
 	ErrTooManyParams      = errors.New("api: too many parameters")
+	ErrSealBudget         = errors.New("api: waiting for this node's encryption budget to be reserved")
 )
 
 // ParamError is a missing or invalid request parameter.
@@ -104,6 +105,7 @@ var errorTable = []struct {
 	{fsm.ErrAliasExists, wireError{400, "AliasAlreadyExists", "The specified Alias already exists.", "Use UpdateAlias to point it at another key.", true}},
 	{fsm.ErrAliasLimit, wireError{400, "Rejected.LimitExceeded", "The key already has the maximum number of aliases (50).", "", true}},
 	{fsm.ErrVersionLimit, wireError{400, "Rejected.LimitExceeded", "The key already has the maximum number of versions.", "", true}},
+	{fsm.ErrSealLimit, wireError{400, "Rejected.LimitExceeded", "The key's primary version reached its encryption limit (2^32 AES-GCM encryptions).", "Rotate the key; the service does so automatically well before the limit.", true}},
 
 	// Key states.
 	{ErrKeyDisabled, wireError{409, "Rejected.Disabled", "The key is disabled.", "Enable the key first.", true}},
@@ -124,6 +126,7 @@ var errorTable = []struct {
 	{cluster.ErrShutdown, wireError{503, "ServiceUnavailableTemporary", "The node is shutting down; retry.", "Retry with backoff, or call another node.", true}},
 	{cluster.ErrTimeout, wireError{503, "ServiceUnavailableTemporary", "The write did not commit in time; it may still apply.", "Read the resource before retrying.", false}},
 	{cluster.ErrUncertain, wireError{503, "ServiceUnavailableTemporary", "Leadership changed during the write; it may or may not have applied.", "Read the resource before retrying.", false}},
+	{ErrSealBudget, wireError{503, "ServiceUnavailableTemporary", "The node is reserving more encryptions with this key version; retry.", "Retry with backoff.", true}},
 	{replay.ErrFull, wireError{503, "ServiceUnavailableTemporary", "The node is too busy to track request nonces; retry.", "Retry with backoff.", true}},
 }
 

@@ -16,7 +16,8 @@ const maintenanceBatch = 256
 
 // RunMaintenance carries out scheduled changes while this node leads:
 // it destroys keys whose deletion is due and rotates keys whose automatic
-// rotation is due, checking every interval until ctx ends. The FSM judges
+// rotation is due or whose primary version nears its encryption limit,
+// checking every interval until ctx ends. The FSM judges
 // "due" by the command's leader-stamped time, so a change proposed twice
 // (by an old and a new leader) happens once.
 func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
@@ -80,7 +81,11 @@ func (s *Server) dueCommand(d dueChange) (fsm.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsm.RotateKey{Account: d.account, KeyID: d.key, VersionID: vid, Material: wrapped, Automatic: true}, nil
+	reason := fsm.RotateScheduled
+	if d.kind == fsm.DueExhausted {
+		reason = fsm.RotateExhausted
+	}
+	return &fsm.RotateKey{Account: d.account, KeyID: d.key, VersionID: vid, Material: wrapped, Reason: reason}, nil
 }
 
 // proposeSystem commits a change the node makes on its own (no client

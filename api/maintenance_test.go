@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkms/raftkms/crypto"
 	"github.com/raftkms/raftkms/fsm"
 )
 
@@ -87,4 +88,38 @@ func (tn *testNode) fsmKey(t testing.TB, id string) *fsm.Key {
 		t.Fatalf("key %s not in state", id)
 	}
 	return k
+}
+
+func TestEncryptionBudgetIsReservedAndExhaustionRotates(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ctx := context.Background()
+	dk, err := tn.cli.GenerateDataKey(ctx, id, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first encryption reserved this node's first grant through Raft.
+	deadline := time.Now().Add(5 * time.Second)
+	for tn.fsmKey(t, id).PrimarySeals != crypto.SealGrant {
+		if time.Now().After(deadline) {
+			t.Fatalf("PrimarySeals = %d, want one grant (%d)", tn.fsmKey(t, id).PrimarySeals, crypto.SealGrant)
+		}
+		time.Sleep(5 * time.Millisecond) // condition poll
+	}
+	// Other nodes reserve the rest up to the rotation threshold.
+	k := tn.fsmKey(t, id)
+	if err := tn.srv.proposeSystem(ctx, &fsm.ReserveSeals{Account: k.Account, KeyID: id, VersionID: k.PrimaryVersion, Count: fsm.RotateAtSeals}); err != nil {
+		t.Fatal(err)
+	}
+	tn.srv.maintain(ctx)
+	if nk := tn.fsmKey(t, id); nk.PrimaryVersion == k.PrimaryVersion || nk.PrimarySeals != 0 {
+		t.Fatalf("after exhaustion maintenance: primary %s seals %d, want a new primary", nk.PrimaryVersion, nk.PrimarySeals)
+	}
+	dk2, err := tn.cli.GenerateDataKey(ctx, id, 0, nil)
+	if err != nil || dk2.KeyVersionID == dk.KeyVersionID {
+		t.Fatalf("GenerateDataKey after rotation used %s (%v), want a new version", dk2.KeyVersionID, err)
+	}
+	if p, err := tn.cli.Decrypt(ctx, dk.CiphertextBlob, nil); err != nil || p.Plaintext != dk.Plaintext {
+		t.Fatalf("Decrypt of a blob from the exhausted version = %v, %v", p, err)
+	}
 }

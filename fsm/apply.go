@@ -16,6 +16,15 @@ const (
 	MaxVersionsPerKey = 1000
 	MinPendingDays    = 7
 	MaxPendingDays    = 366
+
+	// MaxSeals caps the encryptions reserved per key version. NIST SP
+	// 800-38D allows 2^32 AES-GCM invocations with random IVs per key; the
+	// 2^28 headroom covers what nodes may seal while a reservation is in
+	// flight (at most one grant each).
+	MaxSeals = 1<<32 - 1<<28
+	// RotateAtSeals is where the leader rotates a key so its new primary
+	// version takes over long before MaxSeals.
+	RotateAtSeals = 1 << 31
 )
 
 // Config configures an FSM.
@@ -388,17 +397,19 @@ func (c *RotateKey) apply(t *txn) Result {
 		return fail(ErrVersionExists)
 	}
 	r := t.change(c.Account, c.KeyID, func(k *Key) error {
-		if c.Automatic && (k.RotationInterval == 0 || k.State != KeyEnabled || t.now < k.NextRotation()) {
+		switch {
+		case c.Reason == RotateScheduled && (k.RotationInterval == 0 || k.State != KeyEnabled || t.now < k.NextRotation()):
 			return ErrNotDue
-		}
-		if k.State != KeyEnabled {
+		case c.Reason == RotateExhausted && (k.State != KeyEnabled || k.PrimarySeals < RotateAtSeals):
+			return ErrNotDue
+		case k.State != KeyEnabled:
 			return ErrStateConflict
-		}
-		if len(k.Versions) >= MaxVersionsPerKey {
+		case len(k.Versions) >= MaxVersionsPerKey:
 			return ErrVersionLimit
 		}
 		k.Versions = append(k.Versions[:len(k.Versions):len(k.Versions)], c.VersionID)
 		k.PrimaryVersion = c.VersionID
+		k.PrimarySeals = 0
 		k.LastRotation = t.now
 		return nil
 	})
@@ -407,4 +418,20 @@ func (c *RotateKey) apply(t *txn) Result {
 		t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
 	}
 	return r
+}
+
+func (c *ReserveSeals) apply(t *txn) Result {
+	if c.Count == 0 || c.Count > MaxSeals {
+		return fail(ErrInvalidCommand)
+	}
+	return t.change(c.Account, c.KeyID, func(k *Key) error {
+		if k.PrimaryVersion != c.VersionID {
+			return ErrNotPrimary
+		}
+		if k.PrimarySeals+c.Count > MaxSeals {
+			return ErrSealLimit
+		}
+		k.PrimarySeals += c.Count
+		return nil
+	})
 }

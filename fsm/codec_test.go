@@ -23,7 +23,8 @@ func sampleCommands() []Command {
 		NewCreateAlias("1", "alias/a", "key-x"),
 		NewUpdateAlias("1", "alias/a", "key-y"),
 		&DeleteAlias{Account: "1", Name: "alias/a"},
-		&RotateKey{Account: "1", KeyID: "key-x", VersionID: "v2", Material: []byte{3}, Automatic: true},
+		&RotateKey{Account: "1", KeyID: "key-x", VersionID: "v2", Material: []byte{3}, Reason: RotateScheduled},
+		&ReserveSeals{Account: "1", KeyID: "key-x", VersionID: "v2", Count: 1 << 20},
 	}
 }
 
@@ -70,10 +71,10 @@ func TestDecodeRejectsDamagedEntries(t *testing.T) {
 	}
 }
 
-// badBool is a RotateKey whose Automatic byte is 2.
+// badBool is a SetDeletionProtection whose Enable byte is 2.
 func badBool() []byte {
-	b := Encode(Header{}, &RotateKey{})
-	b[len(b)-1] = 2
+	b := Encode(Header{}, &SetDeletionProtection{})
+	b[len(b)-2] = 2
 	return b
 }
 

@@ -23,6 +23,7 @@ const (
 	CmdUpdateAlias           CmdType = 11
 	CmdDeleteAlias           CmdType = 12
 	CmdRotateKey             CmdType = 13
+	CmdReserveSeals          CmdType = 14
 )
 
 // codecVersion is the first byte of every command. A node that reads
@@ -150,6 +151,8 @@ func newCommand(t CmdType) Command {
 		return &DeleteAlias{}
 	case CmdRotateKey:
 		return &RotateKey{}
+	case CmdReserveSeals:
+		return &ReserveSeals{}
 	}
 	return nil
 }
@@ -386,14 +389,24 @@ func (*DeleteAlias) Type() CmdType           { return CmdDeleteAlias }
 func (c *DeleteAlias) encodeBody(e *encoder) { e.str(c.Account); e.str(c.Name) }
 func (c *DeleteAlias) decodeBody(d *decoder) { c.Account, c.Name = d.str(), d.str() }
 
-// RotateKey adds a version to a key and makes it primary. With Automatic,
-// Apply refuses it (ErrNotDue) unless the key's rotation is due at the
-// command's time, so a rotation proposed twice happens once.
+// RotateReason says why a key rotates.
+type RotateReason uint8
+
+// Rotation reasons.
+const (
+	RotateManual    RotateReason = 0 // asked for by a user
+	RotateScheduled RotateReason = 1 // the automatic rotation interval elapsed
+	RotateExhausted RotateReason = 2 // the primary version approaches its encryption limit
+)
+
+// RotateKey adds a version to a key and makes it primary. For a scheduled
+// or exhausted rotation Apply checks that it is due (else ErrNotDue), so a
+// rotation proposed twice happens once.
 type RotateKey struct {
 	Account, KeyID string
 	VersionID      string
 	Material       []byte // wrapped by the root key
-	Automatic      bool
+	Reason         RotateReason
 }
 
 // Type implements Command.
@@ -403,8 +416,33 @@ func (c *RotateKey) encodeBody(e *encoder) {
 	e.str(c.KeyID)
 	e.str(c.VersionID)
 	e.bytes(c.Material)
-	e.bool(c.Automatic)
+	e.u8(uint8(c.Reason))
 }
 func (c *RotateKey) decodeBody(d *decoder) {
-	c.Account, c.KeyID, c.VersionID, c.Material, c.Automatic = d.str(), d.str(), d.str(), d.bytes(), d.bool()
+	c.Account, c.KeyID, c.VersionID, c.Material, c.Reason = d.str(), d.str(), d.str(), d.bytes(), RotateReason(d.u8())
+	if c.Reason > RotateExhausted && d.err == nil {
+		d.fail("rotation reason")
+	}
+}
+
+// ReserveSeals reserves Count encryptions with a key's primary version for
+// the node that asks. AES-GCM with random 96-bit IVs must not seal more than
+// 2^32 messages under one key: nodes reserve budget here before they use it
+// (see MaxSeals), and the leader rotates a key whose primary version passes
+// RotateAtSeals.
+type ReserveSeals struct {
+	Account, KeyID, VersionID string
+	Count                     uint64
+}
+
+// Type implements Command.
+func (*ReserveSeals) Type() CmdType { return CmdReserveSeals }
+func (c *ReserveSeals) encodeBody(e *encoder) {
+	e.str(c.Account)
+	e.str(c.KeyID)
+	e.str(c.VersionID)
+	e.uvarint(c.Count)
+}
+func (c *ReserveSeals) decodeBody(d *decoder) {
+	c.Account, c.KeyID, c.VersionID, c.Count = d.str(), d.str(), d.str(), d.uvarint()
 }

@@ -25,6 +25,8 @@ var (
 	ErrNonceReused      = errors.New("fsm: signature nonce already used")
 	ErrNonceExpired     = errors.New("fsm: signature timestamp left the replay window before the write committed")
 	ErrInvalidCommand   = errors.New("fsm: invalid command")
+	ErrSealLimit        = errors.New("fsm: the key version reached its encryption limit")
+	ErrNotPrimary       = errors.New("fsm: the key version is no longer primary")
 	errUnknownErrorCode = errors.New("fsm: unknown error code")
 )
 
@@ -50,6 +52,8 @@ var errorCodes = []error{
 	ErrNonceReused,
 	ErrNonceExpired,
 	ErrInvalidCommand,
+	ErrSealLimit,
+	ErrNotPrimary,
 }
 
 // ErrorCode returns the stable code of an Apply error (0 for nil).

@@ -267,7 +267,7 @@ func TestAutomaticRotationHappensOncePerInterval(t *testing.T) {
 	h := newHarness(t)
 	h.mustApply(&CreateKey{Account: acct, ID: "key-r", VersionID: "v1", Material: []byte("m1"), RotationInterval: 7 * 86400})
 	rot := func(v string) Result {
-		return h.apply(&RotateKey{Account: acct, KeyID: "key-r", VersionID: v, Material: []byte("m-" + v), Automatic: true})
+		return h.apply(&RotateKey{Account: acct, KeyID: "key-r", VersionID: v, Material: []byte("m-" + v), Reason: RotateScheduled})
 	}
 	if r := rot("v2"); !errors.Is(r.Err, ErrNotDue) {
 		t.Fatalf("early rotation err = %v, want ErrNotDue", r.Err)
@@ -410,5 +410,41 @@ func TestDueIndexFollowsDeletionsAndRotations(t *testing.T) {
 	h.mustApply(NewCancelKeyDeletion(acct, "key-a"))
 	if got := due(h.f.State(), t0+2*week); len(got) != 0 {
 		t.Fatalf("due after cancel and disable = %v, want nothing", got)
+	}
+}
+
+func TestSealReservationsAreCappedAndExhaustionRotates(t *testing.T) {
+	h := newHarness(t)
+	k := h.createKey(acct, "key-a")
+	reserve := func(version string, n uint64) Result {
+		return h.apply(&ReserveSeals{Account: acct, KeyID: "key-a", VersionID: version, Count: n})
+	}
+	for range 3 { // 3 × 2^30 passes RotateAtSeals (2^31)
+		if r := reserve(k.PrimaryVersion, 1<<30); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if got := h.key(acct, "key-a").PrimarySeals; got != 3<<30 {
+		t.Fatalf("PrimarySeals = %d, want %d", got, uint64(3<<30))
+	}
+	if r := reserve(k.PrimaryVersion, MaxSeals); !errors.Is(r.Err, ErrSealLimit) {
+		t.Fatalf("reservation past MaxSeals err = %v, want ErrSealLimit", r.Err)
+	}
+	var due []DueKind
+	h.f.State().Due(t0, func(kind DueKind, _, _ string) bool { due = append(due, kind); return true })
+	if fmt.Sprint(due) != fmt.Sprint([]DueKind{DueExhausted}) {
+		t.Fatalf("due = %v, want an exhaustion rotation", due)
+	}
+	rot := &RotateKey{Account: acct, KeyID: "key-a", VersionID: "v-new", Material: []byte("m"), Reason: RotateExhausted}
+	nk := h.mustApply(rot).Key
+	if nk.PrimaryVersion != "v-new" || nk.PrimarySeals != 0 {
+		t.Fatalf("after exhaustion rotation: %+v", nk)
+	}
+	rot.VersionID = "v-newer"
+	if r := h.apply(rot); !errors.Is(r.Err, ErrNotDue) {
+		t.Fatalf("second exhaustion rotation err = %v, want ErrNotDue", r.Err)
+	}
+	if r := reserve(k.PrimaryVersion, 1); !errors.Is(r.Err, ErrNotPrimary) {
+		t.Fatalf("reservation for the old version err = %v, want ErrNotPrimary", r.Err)
 	}
 }

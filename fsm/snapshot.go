@@ -139,6 +139,7 @@ func (k *Key) encode(e *encoder) {
 	e.bool(k.DeletionProtection)
 	e.str(k.DeletionProtectionDescription)
 	e.str(k.PrimaryVersion)
+	e.uvarint(k.PrimarySeals)
 	e.strs(k.Versions)
 	e.varint(k.LastRotation)
 	e.varint(k.RotationInterval)
@@ -152,7 +153,7 @@ func decodeKey(d *decoder) *Key {
 	k.State = KeyState(d.u8())
 	k.Created, k.DeleteDate = d.varint(), d.varint()
 	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
-	k.PrimaryVersion, k.Versions = d.str(), d.strs()
+	k.PrimaryVersion, k.PrimarySeals, k.Versions = d.str(), d.uvarint(), d.strs()
 	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
 	k.Tags = decodeTags(d)
 	if !k.State.valid() && d.err == nil {

@@ -59,7 +59,8 @@ func goldenLog(t testing.TB) *harness {
 	h.applyWith(hd, &UpdateKeyDescription{Account: acct, KeyRef: "alias/orders", Description: "orders"})
 	h.now += 30 * 86400 * int64(time.Second)
 	h.mustApply(&RotateKey{Account: acct, KeyID: "key-b", VersionID: "22222222-2222-4333-8444-555555555555",
-		Material: []byte("wrapped-b2"), Automatic: true})
+		Material: []byte("wrapped-b2"), Reason: RotateScheduled})
+	h.mustApply(&ReserveSeals{Account: acct, KeyID: "key-b", VersionID: "22222222-2222-4333-8444-555555555555", Count: 1 << 20})
 	return h
 }
 
@@ -196,6 +197,8 @@ func randomLog(seed uint64, n int) []*raft.Log {
 	for i, a := range accounts {
 		add(&CreateAccount{ID: a, Name: a, AccessKeyID: fmt.Sprint("AK", i), Secret: []byte{1}}, false)
 	}
+	type keyVersion struct{ id, version string }
+	lastKey := map[string]keyVersion{} // account+key id -> last version proposed for it
 	key := func() (string, string) {
 		return accounts[rng.IntN(2)], fmt.Sprintf("key-%d", rng.IntN(40))
 	}
@@ -203,9 +206,11 @@ func randomLog(seed uint64, n int) []*raft.Log {
 		now += int64(rng.IntN(int(2 * time.Hour)))
 		a, k := key()
 		alias := fmt.Sprintf("alias/%d", rng.IntN(10))
-		switch rng.IntN(12) {
+		switch rng.IntN(13) {
 		case 0, 1:
-			add(&CreateKey{Account: a, ID: k, Spec: "Aliyun_AES_256", VersionID: fmt.Sprint("v", len(logs)),
+			v := fmt.Sprint("v", len(logs))
+			lastKey[a+k] = keyVersion{k, v}
+			add(&CreateKey{Account: a, ID: k, Spec: "Aliyun_AES_256", VersionID: v,
 				Material: []byte{byte(len(logs))}, RotationInterval: int64(rng.IntN(2)) * 7 * 86400}, rng.IntN(2) == 0)
 		case 2:
 			add(NewEnableKey(a, k), true)
@@ -224,7 +229,13 @@ func randomLog(seed uint64, n int) []*raft.Log {
 		case 9:
 			add(&DeleteAlias{Account: a, Name: alias}, true)
 		case 10:
-			add(&RotateKey{Account: a, KeyID: k, VersionID: fmt.Sprint("r", len(logs)), Material: []byte{2}, Automatic: rng.IntN(2) == 0}, false)
+			v := fmt.Sprint("r", len(logs))
+			lastKey[a+k] = keyVersion{k, v}
+			add(&RotateKey{Account: a, KeyID: k, VersionID: v, Material: []byte{2}, Reason: RotateReason(rng.IntN(3))}, false)
+		case 12:
+			if k, ok := lastKey[a+k]; ok {
+				add(&ReserveSeals{Account: a, KeyID: k.id, VersionID: k.version, Count: uint64(1+rng.IntN(3)) << 30}, false)
+			}
 		case 11:
 			add(&SetDeletionProtection{Account: a, KeyRef: k, Enable: rng.IntN(2) == 0, Description: "p"}, true)
 		}

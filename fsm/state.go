@@ -36,8 +36,9 @@ type DueKind uint8
 
 // Scheduled changes the leader carries out.
 const (
-	DueDeletion DueKind = 1 // DeleteDate reached: destroy the key
-	DueRotation DueKind = 2 // automatic rotation interval elapsed
+	DueDeletion  DueKind = 1 // DeleteDate reached: destroy the key
+	DueRotation  DueKind = 2 // automatic rotation interval elapsed
+	DueExhausted DueKind = 3 // the primary version passed RotateAtSeals: rotate now
 )
 
 // dueItem indexes keys by the time their next scheduled change is due. It
@@ -233,6 +234,9 @@ func dueItems(k *Key) []dueItem {
 	}
 	if k.State == KeyEnabled && k.RotationInterval > 0 {
 		out = append(out, dueItem{k.NextRotation(), DueRotation, k.Account, k.ID})
+	}
+	if k.State == KeyEnabled && k.PrimarySeals >= RotateAtSeals {
+		out = append(out, dueItem{0, DueExhausted, k.Account, k.ID})
 	}
 	return out
 }

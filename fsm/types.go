@@ -52,6 +52,7 @@ type Key struct {
 	DeletionProtectionDescription string
 
 	PrimaryVersion   string
+	PrimarySeals     uint64   // encryptions reserved with the primary version, cluster-wide
 	Versions         []string // ids, oldest first; the last is primary
 	LastRotation     int64    // unix nanoseconds
 	RotationInterval int64    // seconds; 0 when automatic rotation is off
