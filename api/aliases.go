@@ -56,13 +56,13 @@ func (s *Server) aliasWrite(c *call, action string, cmd func(name, keyID string)
 }
 
 func (s *Server) createAlias(c *call) (any, error) {
-	return s.aliasWrite(c, "CreateAlias", func(name, keyID string) fsm.Command {
+	return s.aliasWrite(c, "kms:CreateAlias", func(name, keyID string) fsm.Command {
 		return fsm.NewCreateAlias(c.principal.account, name, keyID)
 	})
 }
 
 func (s *Server) updateAlias(c *call) (any, error) {
-	return s.aliasWrite(c, "UpdateAlias", func(name, keyID string) fsm.Command {
+	return s.aliasWrite(c, "kms:UpdateAlias", func(name, keyID string) fsm.Command {
 		return fsm.NewUpdateAlias(c.principal.account, name, keyID)
 	})
 }
@@ -78,7 +78,7 @@ func (s *Server) deleteAlias(c *call) (any, error) {
 		return nil, fsm.ErrAliasNotFound
 	}
 	k, _ := st.Key(a.Account, a.KeyID)
-	if err := s.authorize(c, "DeleteAlias", k); err != nil {
+	if err := s.authorize(c, "kms:DeleteAlias", k); err != nil {
 		return nil, err
 	}
 	if _, err := s.propose(c, &fsm.DeleteAlias{Account: c.principal.account, Name: name}); err != nil {
@@ -125,7 +125,7 @@ func (s *Server) listAliases(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ListAliases", nil); err != nil {
+	if err := s.authorize(c, "kms:ListAliases", nil); err != nil {
 		return nil, err
 	}
 	st := s.deps.State.State()
@@ -141,7 +141,7 @@ func (s *Server) listAliasesByKeyID(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ListAliasesByKeyId", k); err != nil {
+	if err := s.authorize(c, "kms:ListAliasesByKeyId", k); err != nil {
 		return nil, err
 	}
 	st := s.deps.State.State()

@@ -70,7 +70,7 @@ func (s *Server) authenticateV1(c *call) error {
 	if err != nil {
 		return err
 	}
-	c.action, c.version = string(vals[6]), string(vals[7])
+	c.action, c.version = bstr(vals[6]), bstr(vals[7])
 	// AppendV1StringToSign sorts the parameters in place: take what we
 	// need from them first.
 	sts := sign.AppendV1StringToSign(c.scratch[:0], c.ctx.Method(), c.params)
@@ -123,12 +123,14 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 			}
 			return hdr.Peek(bstr(name))
 		}, want[:])
-	sts := sign.AppendV3StringToSign(cr[len(cr):], cr)
-	c.scratch = sts
+	n := len(cr)
+	buf := sign.AppendV3StringToSign(cr, cr) // hashes cr, then appends after it
+	c.scratch = buf
+	sts := buf[n:]
 	if !sign.VerifyV3(secret, sts, auth.Signature) {
 		return ErrSignatureMismatch
 	}
-	c.action, c.version = string(action), string(version)
+	c.action, c.version = bstr(action), bstr(version)
 	return s.accept(c, ak, nonce, signedAt)
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -9,10 +10,11 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
 	"github.com/raftkms/raftkms/api/sign"
+	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
 )
 
 // maxParams bounds the parameters of one request.
@@ -23,12 +25,14 @@ const maxParams = 64
 // until the handler returns, so anything kept longer (a Raft command, a
 // cache entry) is copied out first.
 type call struct {
+	s         *Server
 	ctx       *fasthttp.RequestCtx
 	now       time.Time
-	requestID uuid.UUID
-	reqID     string // requestID as text, the RequestId of the response
-	version   string
-	action    string
+	requestID [16]byte
+	reqIDText [36]byte
+	reqID     string // requestID as text (views reqIDText), the RequestId of the response
+	version   string // views the request
+	action    string // views the request
 	params    []sign.KV
 	principal principal
 	nonce     []byte // signature nonce (copied), for the replicated replay check
@@ -37,29 +41,63 @@ type call struct {
 	blob      []byte // decoded or sealed CiphertextBlob bytes
 	aad       []byte
 	plain     []byte // plaintext and data keys: cleared when the call ends
+	plainText []byte // base64 of a data key: cleared when the call ends
+	blobText  []byte
+	out       []byte // the response body
+
+	pairs      []crypto.Pair // EncryptionContext entries
+	authAction string        // what authorize asks, for BuildInput
+	authKey    *fsm.Key
+
+	// The fast-path replies, kept here so returning one allocates nothing.
+	cipherReply  cipherReply
+	dataKeyReply dataKeyReply
+	decryptReply decryptReply
 }
 
 var callPool = sync.Pool{New: func() any {
-	return &call{params: make([]sign.KV, 0, 16), scratch: make([]byte, 0, 1024), nonce: make([]byte, 0, 64),
-		blob: make([]byte, 0, 256), aad: make([]byte, 0, 32), plain: make([]byte, 0, maxDataKeyLen)}
+	return &call{params: make([]sign.KV, 0, 16), scratch: make([]byte, 0, 4096), nonce: make([]byte, 0, 64),
+		blob: make([]byte, 0, 256), aad: make([]byte, 0, 32), plain: make([]byte, 0, maxDataKeyLen),
+		plainText: make([]byte, 0, 2*maxDataKeyLen), blobText: make([]byte, 0, 2*maxDataKeyLen), out: make([]byte, 0, 4096)}
 }}
 
-func getCall(ctx *fasthttp.RequestCtx, now time.Time) *call {
+func getCall(s *Server, ctx *fasthttp.RequestCtx, now time.Time) *call {
 	c := callPool.Get().(*call)
-	c.ctx = ctx
-	c.now = now
-	c.requestID = uuid.Must(uuid.NewRandom())
-	c.reqID = c.requestID.String()
+	c.s, c.ctx, c.now = s, ctx, now
+	newRequestID(&c.requestID, &c.reqIDText)
+	c.reqID = bstr(c.reqIDText[:])
 	return c
 }
 
+// newRequestID fills id with a random (version 4) UUID and text with its
+// canonical form, without allocating.
+func newRequestID(id *[16]byte, text *[36]byte) {
+	rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	j := 0
+	for i, b := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			text[j] = '-'
+			j++
+		}
+		text[j], text[j+1] = hexDigits[b>>4], hexDigits[b&0xf]
+		j += 2
+	}
+}
+
 func putCall(c *call) {
-	c.ctx = nil
+	c.ctx, c.s, c.authKey = nil, nil, nil
 	c.params = c.params[:0]
+	clear(c.pairs) // views of the request
+	c.pairs = c.pairs[:0]
 	c.nonce = c.nonce[:0]
 	c.scratch = c.scratch[:0]
 	clear(c.plain[:cap(c.plain)])
-	c.plain = c.plain[:0]
+	clear(c.plainText[:cap(c.plainText)])
+	c.plain, c.plainText = c.plain[:0], c.plainText[:0]
+	clear(c.out[:cap(c.out)]) // it may have held a data key or a plaintext
+	c.cipherReply, c.dataKeyReply, c.decryptReply = cipherReply{}, dataKeyReply{}, decryptReply{}
 	c.principal = principal{}
 	c.version, c.action = "", ""
 	callPool.Put(c)
@@ -67,7 +105,7 @@ func putCall(c *call) {
 
 // rpc serves one KMS API request.
 func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
-	c := getCall(ctx, s.cfg.Clock())
+	c := getCall(s, ctx, s.cfg.Clock())
 	defer putCall(c)
 	resp, err := s.serve(c)
 	if err != nil {
@@ -170,6 +208,21 @@ func (c *call) text(name string, maxLen int) (string, error) {
 	return string(v), nil
 }
 
+// view is text without the copy: the string views the request and is valid
+// only until the handler returns. For identifiers looked up on the fast path.
+func (c *call) view(name string, maxLen int) (string, error) {
+	v, ok := c.param(name)
+	switch {
+	case !ok || len(v) == 0:
+		return "", missing(name)
+	case len(v) > maxLen:
+		return "", invalid(name, "longer than %d bytes", maxLen)
+	case !utf8.Valid(v):
+		return "", invalid(name, "not valid UTF-8")
+	}
+	return bstr(v), nil
+}
+
 // required is text for a parameter that must be present and non-empty.
 func (c *call) required(name string, maxLen int) (string, error) {
 	v, ok := c.param(name)
@@ -228,6 +281,12 @@ type reply struct {
 func (c *call) reply() reply { return reply{RequestID: c.reqID} }
 
 func (s *Server) writeJSON(c *call, v any) {
+	if a, ok := v.(jsonAppender); ok {
+		c.out = a.appendJSON(c.out[:0])
+		s.setHeaders(c)
+		c.ctx.Write(c.out)
+		return
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.writeError(c, err)

@@ -17,11 +17,23 @@ const (
 	maxDataKeyLen = 1024
 )
 
+// The fast-path replies live in the pooled call and write their own JSON;
+// their strings may view call buffers.
+
 type cipherReply struct {
 	reply
 	KeyID          string `json:"KeyId"`
 	KeyVersionID   string `json:"KeyVersionId"`
 	CiphertextBlob string `json:"CiphertextBlob"`
+}
+
+func (r *cipherReply) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = appendField(b, "RequestId", r.RequestID, true)
+	b = appendField(b, "KeyId", r.KeyID, true)
+	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
+	b = appendField(b, "CiphertextBlob", r.CiphertextBlob, false)
+	return append(b, '}')
 }
 
 type dataKeyReply struct {
@@ -32,11 +44,30 @@ type dataKeyReply struct {
 	Plaintext      string `json:"Plaintext"`
 }
 
+func (r *dataKeyReply) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = appendField(b, "RequestId", r.RequestID, true)
+	b = appendField(b, "KeyId", r.KeyID, true)
+	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
+	b = appendField(b, "CiphertextBlob", r.CiphertextBlob, true)
+	b = appendField(b, "Plaintext", r.Plaintext, false)
+	return append(b, '}')
+}
+
 type decryptReply struct {
 	reply
 	KeyID        string `json:"KeyId"`
 	KeyVersionID string `json:"KeyVersionId"`
 	Plaintext    string `json:"Plaintext"`
+}
+
+func (r *decryptReply) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = appendField(b, "RequestId", r.RequestID, true)
+	b = appendField(b, "KeyId", r.KeyID, true)
+	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
+	b = appendField(b, "Plaintext", r.Plaintext, false)
+	return append(b, '}')
 }
 
 // seal encrypts plaintext under the primary version of k and returns the
@@ -66,7 +97,8 @@ func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec c
 		return "", "", err
 	}
 	c.blob = raw
-	return v.ID, base64.StdEncoding.EncodeToString(raw), nil
+	c.blobText = base64.StdEncoding.AppendEncode(c.blobText[:0], raw)
+	return v.ID, bstr(c.blobText), nil
 }
 
 // reserveSeals reserves the next grant of encryptions with a key's primary
@@ -95,7 +127,7 @@ type opened struct {
 // parseBlob reads a CiphertextBlob parameter and finds the key version it
 // was made with, in the caller's account.
 func (s *Server) parseBlob(c *call, st *fsm.State, name string) (opened, error) {
-	text, err := c.required(name, maxBlobText)
+	text, err := c.view(name, maxBlobText)
 	if err != nil {
 		return opened{}, err
 	}
@@ -176,7 +208,7 @@ func (s *Server) encrypt(c *call) (any, error) {
 		return nil, invalid("Plaintext", "not valid UTF-8 text")
 	}
 	st := s.deps.State.State()
-	k, ec, err := s.cryptoKey(c, st, "Encrypt")
+	k, ec, err := s.cryptoKey(c, st, "kms:Encrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +216,8 @@ func (s *Server) encrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipherReply{c.reply(), k.ID, vid, blob}, nil
+	c.cipherReply = cipherReply{c.reply(), k.ID, vid, blob}
+	return &c.cipherReply, nil
 }
 
 // dataKeySize reads NumberOfBytes (1–1024, which wins) or KeySpec
@@ -216,28 +249,30 @@ func (s *Server) dataKey(c *call, action string) (*fsm.Key, string, string, stri
 	}
 	c.plain = c.plain[:n]
 	crypto.Fill(c.plain)
-	text := base64.StdEncoding.EncodeToString(c.plain)
-	vid, blob, err := s.seal(c, st, k, sbytes(text), ec)
+	c.plainText = base64.StdEncoding.AppendEncode(c.plainText[:0], c.plain)
+	vid, blob, err := s.seal(c, st, k, c.plainText, ec)
 	if err != nil {
 		return nil, "", "", "", err
 	}
-	return k, vid, blob, text, nil
+	return k, vid, blob, bstr(c.plainText), nil
 }
 
 func (s *Server) generateDataKey(c *call) (any, error) {
-	k, vid, blob, text, err := s.dataKey(c, "GenerateDataKey")
+	k, vid, blob, text, err := s.dataKey(c, "kms:GenerateDataKey")
 	if err != nil {
 		return nil, err
 	}
-	return dataKeyReply{c.reply(), k.ID, vid, blob, text}, nil
+	c.dataKeyReply = dataKeyReply{c.reply(), k.ID, vid, blob, text}
+	return &c.dataKeyReply, nil
 }
 
 func (s *Server) generateDataKeyWithoutPlaintext(c *call) (any, error) {
-	k, vid, blob, _, err := s.dataKey(c, "GenerateDataKeyWithoutPlaintext")
+	k, vid, blob, _, err := s.dataKey(c, "kms:GenerateDataKeyWithoutPlaintext")
 	if err != nil {
 		return nil, err
 	}
-	return cipherReply{c.reply(), k.ID, vid, blob}, nil
+	c.cipherReply = cipherReply{c.reply(), k.ID, vid, blob}
+	return &c.cipherReply, nil
 }
 
 func (s *Server) decrypt(c *call) (any, error) {
@@ -254,7 +289,7 @@ func (s *Server) decrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "Decrypt", o.key); err != nil {
+	if err := s.authorize(c, "kms:Decrypt", o.key); err != nil {
 		return nil, err
 	}
 	if err := usable(o.key); err != nil {
@@ -267,7 +302,8 @@ func (s *Server) decrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decryptReply{c.reply(), o.key.ID, o.version.ID, string(pt)}, nil
+	c.decryptReply = decryptReply{c.reply(), o.key.ID, o.version.ID, bstr(pt)}
+	return &c.decryptReply, nil
 }
 
 // reEncrypt opens a blob and seals its plaintext under the primary version
@@ -299,10 +335,10 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ReEncryptFrom", o.key); err != nil {
+	if err := s.authorize(c, "kms:ReEncryptFrom", o.key); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ReEncryptTo", dst); err != nil {
+	if err := s.authorize(c, "kms:ReEncryptTo", dst); err != nil {
 		return nil, err
 	}
 	if err := usable(o.key); err != nil {
@@ -322,5 +358,6 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipherReply{c.reply(), dst.ID, vid, blob}, nil
+	c.cipherReply = cipherReply{c.reply(), dst.ID, vid, blob}
+	return &c.cipherReply, nil
 }

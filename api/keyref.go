@@ -23,7 +23,7 @@ const (
 // returns the key id or alias name it names. An ARN of another region or
 // account names nothing this caller can see.
 func (s *Server) keyRef(c *call, name string) (string, error) {
-	ref, err := c.required(name, maxKeyRefLen)
+	ref, err := c.view(name, maxKeyRefLen)
 	if err != nil {
 		return "", err
 	}
@@ -87,10 +87,30 @@ func usable(k *fsm.Key) error {
 }
 
 // authorize asks the policies whether the caller may perform action
-// (an Alibaba action name) on key (nil for account-level actions).
+// ("kms:GenerateDataKey") on key (nil for account-level actions). The full
+// policy input is built only when the decision is not cached
+// (call.BuildInput).
 func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
-	in := policy.Input{
-		Action: "kms:" + action,
+	c.authAction, c.authKey = action, k
+	r := policy.Request{AccessKeyID: c.principal.accessKeyID, Action: action}
+	if k != nil {
+		r.Account, r.KeyID = k.Account, k.ID
+	}
+	d, err := s.deps.Authorizer.Decide(context.Background(), r, c)
+	if err != nil {
+		return err
+	}
+	if !d.Allow {
+		return &DeniedError{Reasons: d.Reasons}
+	}
+	return nil
+}
+
+// BuildInput implements policy.InputBuilder for the decision authorize asks.
+func (c *call) BuildInput(in *policy.Input) {
+	k := c.authKey
+	*in = policy.Input{
+		Action: c.authAction,
 		Principal: policy.Principal{Account: c.principal.account, Type: c.principal.kind.String(),
 			Name: c.principal.name, AccessKeyID: c.principal.accessKeyID},
 		Context: policy.RequestContext{SourceIP: c.ctx.RemoteIP().String(), SecureTransport: c.ctx.IsTLS(),
@@ -99,27 +119,20 @@ func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
 	if c.principal.kind == fsm.PrincipalService {
 		in.Principal.ProductCode = c.principal.name
 	}
-	if k != nil {
-		in.Resource = &policy.Resource{Account: k.Account, ARN: s.arn(k), KeyID: k.ID, Class: "customer",
-			ProtectionLevel: k.Protection, State: k.State.String(), Creator: k.Account}
-		if k.CreatorType == "Service" {
-			in.Resource.Class = "service"
+	if k == nil {
+		return
+	}
+	in.Resource = &policy.Resource{Account: k.Account, ARN: c.s.arn(k), KeyID: k.ID, Class: "customer",
+		ProtectionLevel: k.Protection, State: k.State.String(), Creator: k.Account}
+	if k.CreatorType == "Service" {
+		in.Resource.Class = "service"
+	}
+	if len(k.Tags) > 0 {
+		in.Resource.Tags = make(map[string]string, len(k.Tags))
+		for _, t := range k.Tags {
+			in.Resource.Tags[t.Key] = t.Value
 		}
-		if len(k.Tags) > 0 {
-			in.Resource.Tags = make(map[string]string, len(k.Tags))
-			for _, t := range k.Tags {
-				in.Resource.Tags[t.Key] = t.Value
-			}
-		}
 	}
-	d, err := s.deps.Authorizer.Decide(context.Background(), &in)
-	if err != nil {
-		return err
-	}
-	if !d.Allow {
-		return &DeniedError{Reasons: d.Reasons}
-	}
-	return nil
 }
 
 // propose commits a state change made on behalf of the caller. The command

@@ -113,7 +113,7 @@ func (s *Server) createKey(c *call) (any, error) {
 	if cmd.Tags, err = tags(c); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "CreateKey", nil); err != nil {
+	if err := s.authorize(c, "kms:CreateKey", nil); err != nil {
 		return nil, err
 	}
 	material := crypto.Random(keySpecs[cmd.Spec])
@@ -217,7 +217,7 @@ func (s *Server) describeKey(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "DescribeKey", k); err != nil {
+	if err := s.authorize(c, "kms:DescribeKey", k); err != nil {
 		return nil, err
 	}
 	m := s.metadata(k)
@@ -326,7 +326,7 @@ func (s *Server) listKeys(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ListKeys", nil); err != nil {
+	if err := s.authorize(c, "kms:ListKeys", nil); err != nil {
 		return nil, err
 	}
 	out := listKeysReply{reply: c.reply(), paging: p}
@@ -370,7 +370,7 @@ func (s *Server) keyWrite(c *call, action, param string, read func(ref string) (
 }
 
 func (s *Server) updateKeyDescription(c *call) (any, error) {
-	return s.keyWrite(c, "UpdateKeyDescription", "KeyId", func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:UpdateKeyDescription", "KeyId", func(ref string) (fsm.Command, error) {
 		if _, ok := c.param("Description"); !ok {
 			return nil, missing("Description")
 		}
@@ -380,19 +380,19 @@ func (s *Server) updateKeyDescription(c *call) (any, error) {
 }
 
 func (s *Server) enableKey(c *call) (any, error) {
-	return s.keyWrite(c, "EnableKey", "KeyId", func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:EnableKey", "KeyId", func(ref string) (fsm.Command, error) {
 		return fsm.NewEnableKey(c.principal.account, ref), nil
 	})
 }
 
 func (s *Server) disableKey(c *call) (any, error) {
-	return s.keyWrite(c, "DisableKey", "KeyId", func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:DisableKey", "KeyId", func(ref string) (fsm.Command, error) {
 		return fsm.NewDisableKey(c.principal.account, ref), nil
 	})
 }
 
 func (s *Server) scheduleKeyDeletion(c *call) (any, error) {
-	return s.keyWrite(c, "ScheduleKeyDeletion", "KeyId", func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:ScheduleKeyDeletion", "KeyId", func(ref string) (fsm.Command, error) {
 		if _, ok := c.param("PendingWindowInDays"); !ok {
 			return nil, missing("PendingWindowInDays")
 		}
@@ -402,7 +402,7 @@ func (s *Server) scheduleKeyDeletion(c *call) (any, error) {
 }
 
 func (s *Server) cancelKeyDeletion(c *call) (any, error) {
-	return s.keyWrite(c, "CancelKeyDeletion", "KeyId", func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:CancelKeyDeletion", "KeyId", func(ref string) (fsm.Command, error) {
 		return fsm.NewCancelKeyDeletion(c.principal.account, ref), nil
 	})
 }
@@ -416,7 +416,7 @@ func (s *Server) setDeletionProtection(c *call) (any, error) {
 			param = "KeyId"
 		}
 	}
-	return s.keyWrite(c, "SetDeletionProtection", param, func(ref string) (fsm.Command, error) {
+	return s.keyWrite(c, "kms:SetDeletionProtection", param, func(ref string) (fsm.Command, error) {
 		if _, ok := c.param("EnableDeletionProtection"); !ok {
 			return nil, missing("EnableDeletionProtection")
 		}

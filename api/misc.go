@@ -14,7 +14,7 @@ type regionsReply struct {
 }
 
 func (s *Server) describeRegions(c *call) (any, error) {
-	if err := s.authorize(c, "DescribeRegions", nil); err != nil {
+	if err := s.authorize(c, "kms:DescribeRegions", nil); err != nil {
 		return nil, err
 	}
 	out := regionsReply{reply: c.reply()}
@@ -55,7 +55,7 @@ func (s *Server) getRandomPassword(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "GetRandomPassword", nil); err != nil {
+	if err := s.authorize(c, "kms:GetRandomPassword", nil); err != nil {
 		return nil, err
 	}
 	p, err := crypto.RandomPassword(int(n), classes, exclude, each)

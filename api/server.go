@@ -30,9 +30,10 @@ type StateReader interface {
 	State() *fsm.State
 }
 
-// Authorizer decides a request. policy.Engine implements it.
+// Authorizer decides a request, building the full policy input only when
+// it must evaluate. policy.Engine implements it.
 type Authorizer interface {
-	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
+	Decide(ctx context.Context, r policy.Request, b policy.InputBuilder) (policy.Decision, error)
 }
 
 // Node reports whether this node may serve, and its status for /status.

@@ -55,15 +55,17 @@ func (c Context) AppendAAD(dst []byte) []byte {
 	if len(c.pairs) == 0 {
 		return dst
 	}
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write([]byte(contextDomain))
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(c.pairs)))])
+	// Encode after dst's bytes, hash, then put the digest in their place:
+	// no hash object, no allocation when dst has room.
+	n := len(dst)
+	b := append(dst, contextDomain...)
+	b = binary.AppendUvarint(b, uint64(len(c.pairs)))
 	for _, p := range c.pairs {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p.Key)))])
-		h.Write([]byte(p.Key))
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p.Value)))])
-		h.Write([]byte(p.Value))
+		b = binary.AppendUvarint(b, uint64(len(p.Key)))
+		b = append(b, p.Key...)
+		b = binary.AppendUvarint(b, uint64(len(p.Value)))
+		b = append(b, p.Value...)
 	}
-	return h.Sum(dst)
+	sum := sha256.Sum256(b[n:])
+	return append(b[:n], sum[:]...)
 }

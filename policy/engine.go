@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -87,13 +88,27 @@ type compiled struct {
 	query   rego.PreparedEvalQuery
 }
 
-// cacheKey holds every input field the built-in rules read. (When policies
+// Request names a decision: the principal's AccessKey, the action and the
+// resource. Every input field the built-in rules read follows from these
+// (the principal from its AccessKey, the key's account from its id), so
+// they, with the policy version, key the decision cache. (When policies
 // can read more — tags, context, time — the key grows with them.)
+type Request struct {
+	AccessKeyID string
+	Action      string // e.g. kms:GenerateDataKey
+	Account     string // the resource's account; "" for account-level actions
+	KeyID       string // the resource key; "" for account-level actions
+}
+
+// InputBuilder fills the full Input of a request. Decide calls it only when
+// the decision is not cached, so the fast path never builds an Input.
+type InputBuilder interface {
+	BuildInput(in *Input)
+}
+
 type cacheKey struct {
-	version     uint64
-	accessKeyID string
-	action      string
-	resource    string // ARN, or "" for account-level actions
+	version uint64
+	Request
 }
 
 // New compiles the built-in modules and returns an Engine.
@@ -147,14 +162,12 @@ func (e *Engine) load(ctx context.Context, version uint64, modules map[string]st
 	return nil
 }
 
-// Decide returns the decision for in, from the cache when the same
-// principal, action and resource were decided under the current policies.
-func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+// Decide returns the decision for r, from the cache when r was decided under
+// the current policies, else by evaluating the Input b builds. The strings
+// of r may alias buffers the caller reuses: Decide copies what it keeps.
+func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decision, error) {
 	c := e.prepared.Load()
-	k := cacheKey{version: c.version, accessKeyID: in.Principal.AccessKeyID, action: in.Action}
-	if in.Resource != nil {
-		k.resource = in.Resource.ARN
-	}
+	k := cacheKey{version: c.version, Request: r}
 	e.mu.RLock()
 	d, ok := e.cache[k]
 	e.mu.RUnlock()
@@ -163,10 +176,13 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		return d, nil
 	}
 	e.misses.Add(1)
-	d, err := evaluate(ctx, c.query, in)
+	var in Input
+	b.BuildInput(&in)
+	d, err := evaluate(ctx, c.query, &in)
 	if err != nil {
 		return Decision{Reasons: []string{"policy evaluation failed"}}, err
 	}
+	k.Request = Request{strings.Clone(r.AccessKeyID), strings.Clone(r.Action), strings.Clone(r.Account), strings.Clone(r.KeyID)}
 	e.mu.Lock()
 	if len(e.cache) >= e.cfg.CacheSize {
 		clear(e.cache) // crude but bounded; decisions are cheap to recompute

@@ -38,7 +38,8 @@ func TestBuiltinDecisions(t *testing.T) {
 	e := newEngine(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, decide := range []func(context.Context, *Input) (Decision, error){e.Decide, e.Evaluate, e.Decide} {
+			cached := func(ctx context.Context, in *Input) (Decision, error) { return e.Decide(ctx, request(in), fixed{in}) }
+			for _, decide := range []func(context.Context, *Input) (Decision, error){cached, e.Evaluate, cached} {
 				d, err := decide(context.Background(), &c.in)
 				if err != nil {
 					t.Fatal(err)
@@ -51,6 +52,19 @@ func TestBuiltinDecisions(t *testing.T) {
 	}
 }
 
+// fixed is an InputBuilder that hands out a prepared Input.
+type fixed struct{ in *Input }
+
+func (f fixed) BuildInput(in *Input) { *in = *f.in }
+
+func request(in *Input) Request {
+	r := Request{AccessKeyID: in.Principal.AccessKeyID, Action: in.Action}
+	if in.Resource != nil {
+		r.Account, r.KeyID = in.Resource.Account, in.Resource.KeyID
+	}
+	return r
+}
+
 func TestDecisionCacheServesRepeatsAndIsBounded(t *testing.T) {
 	e, err := New(Config{CacheSize: 2})
 	if err != nil {
@@ -58,14 +72,14 @@ func TestDecisionCacheServesRepeatsAndIsBounded(t *testing.T) {
 	}
 	in := Input{Action: "kms:Encrypt", Principal: Principal{Account: "1", Type: "root", AccessKeyID: "AK"}, Resource: keyIn("1")}
 	for range 3 {
-		e.Decide(context.Background(), &in)
+		e.Decide(context.Background(), request(&in), fixed{&in})
 	}
 	if h, m := e.Stats(); h != 2 || m != 1 {
 		t.Fatalf("hits, misses = %d, %d; want 2, 1", h, m)
 	}
 	for _, a := range []string{"kms:A", "kms:B", "kms:C"} {
 		in.Action = a
-		e.Decide(context.Background(), &in)
+		e.Decide(context.Background(), request(&in), fixed{&in})
 	}
 	if n := len(e.cache); n > 2 {
 		t.Fatalf("cache holds %d entries, bound is 2", n)
@@ -91,10 +105,11 @@ func benchInput() *Input {
 func BenchmarkDecideCached(b *testing.B) {
 	e := newEngine(b)
 	in := benchInput()
+	r := request(in)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if d, _ := e.Decide(context.Background(), in); !d.Allow {
+			if d, _ := e.Decide(context.Background(), r, fixed{in}); !d.Allow {
 				b.Fatal("denied")
 			}
 		}
