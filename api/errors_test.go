@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,23 @@ func TestDuplicateAndExcessParametersAreRefused(t *testing.T) {
 	st, code, _ := tn.send(t, req)
 	if st != 200 {
 		t.Fatalf("form request: %d %s", st, code)
+	}
+}
+
+// TestEveryErrorCodeIsDocumented keeps docs/API.md's error table in step
+// with the one in errors.go.
+func TestEveryErrorCodeIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := []string{"MissingParameter", "InvalidParameter", "Forbidden.NoPermission", internalError.Code}
+	for _, e := range errorTable {
+		codes = append(codes, e.we.Code)
+	}
+	for _, code := range codes {
+		if !strings.Contains(string(doc), "| "+code+" |") {
+			t.Errorf("error code %s is not in the error table of docs/API.md", code)
+		}
 	}
 }

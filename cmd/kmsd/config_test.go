@@ -63,3 +63,18 @@ func TestRunRefusesBadFlagsAndMissingRootKey(t *testing.T) {
 		t.Fatal("run created a new root key next to existing Raft state")
 	}
 }
+
+func TestExampleConfigLoadsAndMatchesTheDefaults(t *testing.T) {
+	c, err := loadConfig("../../examples/kmsd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example spells out the defaults the code falls back to.
+	want := defaultConfig()
+	if c.Node != want.Node || c.Region != want.Region || c.Log != want.Log || c.Maintenance != want.Maintenance {
+		t.Fatalf("example config = %+v\ndefaults = %+v", c, want)
+	}
+	if c.API.TimestampWindow != 15*time.Minute || c.Raft.SnapshotThreshold != 8192 || c.Policy.CacheSize != 100000 {
+		t.Fatalf("example config api/raft/policy = %+v %+v %+v", c.API, c.Raft, c.Policy)
+	}
+}
