@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/raftkms/raftkms/crypto"
+	"github.com/raftkms/raftkms/fsm"
 )
 
 func TestGenerateDataKeyBlobDecryptsToThePlaintext(t *testing.T) {
@@ -128,4 +131,49 @@ func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
 	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": "key-doesnotexist0000000", "DryRun": "true"}, 404, "Forbidden.KeyNotFound")
 	tn.call(t, "DisableKey", map[string]string{"KeyId": id}, nil)
 	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": id, "DryRun": "true"}, 409, "Rejected.Disabled")
+}
+
+// countingProposer counts the commands a node proposes.
+type countingProposer struct {
+	Proposer
+	n atomic.Int64
+}
+
+func (p *countingProposer) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	p.n.Add(1)
+	return p.Proposer.Propose(ctx, cmd)
+}
+
+// TestFastPathMakesNoRaftRoundTrip: after a key version's first use (which
+// reserves its encryption budget once), GenerateDataKey, Encrypt and
+// Decrypt propose nothing.
+func TestFastPathMakesNoRaftRoundTrip(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	ctx := context.Background()
+	cp := &countingProposer{Proposer: tn.srv.deps.Proposer}
+	tn.srv.deps.Proposer = cp
+	dk, err := tn.cli.GenerateDataKey(ctx, id, 0, nil) // first use: one reservation
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for cp.n.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // condition poll: the reservation runs in the background
+	}
+	before := cp.n.Load()
+	for range 200 {
+		if _, err := tn.cli.GenerateDataKey(ctx, id, 0, map[string]string{"k": "v"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.cli.Encrypt(ctx, id, "x", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.cli.Decrypt(ctx, dk.CiphertextBlob, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cp.n.Load() - before; n != 0 {
+		t.Fatalf("600 fast-path calls proposed %d commands, want 0", n)
+	}
 }

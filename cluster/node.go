@@ -180,7 +180,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
-		cfg.Logger.Info("bootstrapped a new one-node cluster", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr)
+		cfg.Logger.Info("bootstrapped a new one-node cluster", "raft_addr", cfg.RaftAddr)
 	}
 	go n.watchLeadership()
 	return n, nil
