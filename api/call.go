@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -107,6 +109,13 @@ func putCall(c *call) {
 func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
 	c := getCall(s, ctx, s.cfg.Clock())
 	defer putCall(c)
+	defer func() {
+		// A bug in one request must not take the node down: answer 500,
+		// log it, keep serving.
+		if p := recover(); p != nil {
+			s.writeError(c, fmt.Errorf("api: panic in %s: %v\n%s", c.action, p, debug.Stack()))
+		}
+	}()
 	resp, err := s.serve(c)
 	if err != nil {
 		s.writeError(c, err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -18,7 +19,7 @@ const maxContextBytes = 8192
 // view the request: it is valid only for the call.
 func encryptionContext(c *call, name string) (crypto.Context, error) {
 	v, ok := c.param(name)
-	if !ok || len(trimSpace(v)) == 0 {
+	if !ok || len(bytes.TrimSpace(v)) == 0 {
 		return crypto.Context{}, nil
 	}
 	if len(v) > maxContextBytes {
@@ -39,16 +40,6 @@ func encryptionContext(c *call, name string) (crypto.Context, error) {
 		return crypto.Context{}, invalid(name, "a key appears twice")
 	}
 	return ctx, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isJSONSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

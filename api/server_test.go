@@ -3,12 +3,15 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/raftkms/raftkms/api/client"
 	"github.com/raftkms/raftkms/cluster"
@@ -116,4 +119,50 @@ func (tn *testNode) createKey(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return m.KeyID
+}
+
+// panicAuthorizer stands in for a policy engine with a bug.
+type panicAuthorizer struct{}
+
+func (panicAuthorizer) Decide(context.Context, policy.Request, policy.InputBuilder) (policy.Decision, error) {
+	panic("bug in a dependency")
+}
+
+func TestAPanickingRequestIsAnswered500AndTheNodeKeepsServing(t *testing.T) {
+	tn := startTestNode(t)
+	real := tn.srv.deps.Authorizer
+	tn.srv.deps.Authorizer = panicAuthorizer{}
+	tn.wantCode(t, "ListKeys", nil, 500, "InternalFailure")
+	tn.srv.deps.Authorizer = real
+	tn.call(t, "ListKeys", nil, nil)
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	tn := startTestNode(t)
+	get := func(path string) (int, []byte) {
+		st, body, err := fasthttp.Get(nil, tn.url+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, body
+	}
+	if st, body := get("/healthz"); st != 200 || string(body) != "ok\n" {
+		t.Fatalf("/healthz = %d %q", st, body)
+	}
+	if st, body := get("/readyz"); st != 200 || string(body) != "ready\n" {
+		t.Fatalf("/readyz = %d %q", st, body)
+	}
+	st, body := get("/status")
+	var s struct {
+		Role    string `json:"role"`
+		Term    uint64 `json:"term"`
+		Applied uint64 `json:"applied_index"`
+		Commit  uint64 `json:"commit_index"`
+	}
+	if err := json.Unmarshal(body, &s); st != 200 || err != nil || s.Role != "leader" || s.Term == 0 || s.Applied == 0 || s.Commit < s.Applied {
+		t.Fatalf("/status = %d %s (%v)", st, body, err)
+	}
+	if st, _ := get("/nope"); st != 404 {
+		t.Fatalf("/nope = %d, want 404", st)
+	}
 }
