@@ -175,13 +175,6 @@ func (t *txn) change(account, ref string, edit func(k *Key) error) Result {
 	return t.putKey(old, k)
 }
 
-func (t *txn) addAccountKeys(account string, n int64) {
-	a, _ := t.st.Account(account)
-	c := *a
-	c.KeyCount += n
-	t.st.accounts.ReplaceOrInsert(accountItem{c.ID, &c})
-}
-
 func (c *CreateAccount) apply(t *txn) Result {
 	if c.ID == "" || c.AccessKeyID == "" || len(c.Secret) == 0 {
 		return fail(ErrInvalidCommand)
@@ -221,7 +214,6 @@ func (c *CreateKey) apply(t *txn) Result {
 	}
 	v := &Version{ID: c.VersionID, Account: c.Account, KeyID: c.ID, Created: t.now, Material: c.Material}
 	t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
-	t.addAccountKeys(c.Account, 1)
 	return t.putKey(nil, k)
 }
 
@@ -312,7 +304,6 @@ func (c *DestroyKey) apply(t *txn) Result {
 	for _, d := range dueItems(k) {
 		t.st.due.Delete(d)
 	}
-	t.addAccountKeys(k.Account, -1)
 	t.destroyed = append(t.destroyed, k.Versions...)
 	return Result{}
 }

@@ -87,9 +87,6 @@ func TestCreateKeyIsVisibleWithItsFirstVersion(t *testing.T) {
 	if !ok || v.KeyID != "key-a" || v.Account != acct || string(v.Material) != "wrapped-key-a" {
 		t.Fatalf("version = %+v, %v", v, ok)
 	}
-	if a, _ := h.f.State().Account(acct); a.KeyCount != 1 {
-		t.Fatalf("account KeyCount = %d, want 1", a.KeyCount)
-	}
 	if _, ok := h.f.State().Key(other, "key-a"); ok {
 		t.Fatal("key is visible from another account")
 	}
@@ -215,9 +212,6 @@ func TestDestroyKeyOnlyWhenDueThenKeyIsGone(t *testing.T) {
 	}
 	if _, ok := st.Alias(acct, "alias/orders"); ok {
 		t.Fatal("destroyed key's alias still present")
-	}
-	if a, _ := st.Account(acct); a.KeyCount != 0 {
-		t.Fatalf("KeyCount = %d, want 0", a.KeyCount)
 	}
 	if len(destroyed) != 1 || destroyed[0] != k.PrimaryVersion {
 		t.Fatalf("OnDestroy got %v, want [%s]", destroyed, k.PrimaryVersion)

@@ -74,7 +74,7 @@ func (s *snapshot) write(w io.Writer) error {
 	sw.begin(st.accounts.Len())
 	st.accounts.Ascend(func(it accountItem) bool {
 		a := it.a
-		return sw.record(func(e *encoder) { e.str(a.ID); e.str(a.Name); e.varint(a.Created); e.varint(a.KeyCount) })
+		return sw.record(func(e *encoder) { e.str(a.ID); e.str(a.Name); e.varint(a.Created) })
 	})
 	sw.begin(st.accessKeys.Len())
 	st.accessKeys.Ascend(func(it accessKeyItem) bool {
@@ -291,7 +291,7 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	dd := newDedup()
 	sr.records("meta", func(d *decoder) { st.index, st.now = d.uvarint(), d.varint() })
 	sr.records("account", func(d *decoder) {
-		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint(), KeyCount: d.varint()}
+		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint()}
 		st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
 	})
 	sr.records("access key", func(d *decoder) {

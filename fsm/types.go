@@ -100,10 +100,9 @@ type Alias struct {
 
 // Account is a tenant. Every key, alias and principal belongs to one.
 type Account struct {
-	ID       string
-	Name     string
-	Created  int64
-	KeyCount int64 // keys that exist (including PendingDeletion ones)
+	ID      string
+	Name    string
+	Created int64
 }
 
 // PrincipalKind says who holds an AccessKey.
