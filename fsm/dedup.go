@@ -33,7 +33,8 @@ type reqRecord struct {
 // order, so every node holds the same one; Snapshot captures it.
 type dedup struct {
 	reqs   map[[16]byte]reqEntry
-	order  []reqRecord // insertion order; times never decrease
+	order  []reqRecord // insertion order; times never decrease; live from head
+	head   int
 	nonces map[int64]map[uint64]struct{}
 }
 
@@ -43,13 +44,15 @@ func newDedup() dedup {
 
 func (d *dedup) expire(now int64) {
 	cut := now - int64(RequestWindow)
-	i := 0
-	for i < len(d.order) && d.order[i].time < cut {
-		delete(d.reqs, d.order[i].id)
-		i++
+	for d.head < len(d.order) && d.order[d.head].time < cut {
+		delete(d.reqs, d.order[d.head].id)
+		d.head++
 	}
-	if i > 0 {
-		d.order = append(d.order[:0], d.order[i:]...)
+	// Compact only when the dead prefix is the larger half, so each entry
+	// is copied O(1) times in all.
+	if d.head > len(d.order)/2 {
+		n := copy(d.order, d.order[d.head:])
+		d.order, d.head = d.order[:n], 0
 	}
 	for m := range d.nonces {
 		if nonceExpired(m, now) {
@@ -97,8 +100,8 @@ func (d *dedup) checkNonce(fp uint64, minute, now int64) error {
 }
 
 func (d *dedup) encode(e *encoder) {
-	e.uvarint(uint64(len(d.order)))
-	for _, r := range d.order {
+	e.uvarint(uint64(len(d.order) - d.head))
+	for _, r := range d.order[d.head:] {
 		re := d.reqs[r.id]
 		e.b = append(e.b, r.id[:]...)
 		e.varint(re.time)
