@@ -28,12 +28,8 @@ type cipherReply struct {
 }
 
 func (r *cipherReply) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendField(b, "RequestId", r.RequestID, true)
-	b = appendField(b, "KeyId", r.KeyID, true)
-	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
-	b = appendField(b, "CiphertextBlob", r.CiphertextBlob, false)
-	return append(b, '}')
+	return appendObject(b, "RequestId", r.RequestID, "KeyId", r.KeyID, "KeyVersionId", r.KeyVersionID,
+		"CiphertextBlob", r.CiphertextBlob)
 }
 
 type dataKeyReply struct {
@@ -45,13 +41,8 @@ type dataKeyReply struct {
 }
 
 func (r *dataKeyReply) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendField(b, "RequestId", r.RequestID, true)
-	b = appendField(b, "KeyId", r.KeyID, true)
-	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
-	b = appendField(b, "CiphertextBlob", r.CiphertextBlob, true)
-	b = appendField(b, "Plaintext", r.Plaintext, false)
-	return append(b, '}')
+	return appendObject(b, "RequestId", r.RequestID, "KeyId", r.KeyID, "KeyVersionId", r.KeyVersionID,
+		"CiphertextBlob", r.CiphertextBlob, "Plaintext", r.Plaintext)
 }
 
 type decryptReply struct {
@@ -62,12 +53,8 @@ type decryptReply struct {
 }
 
 func (r *decryptReply) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendField(b, "RequestId", r.RequestID, true)
-	b = appendField(b, "KeyId", r.KeyID, true)
-	b = appendField(b, "KeyVersionId", r.KeyVersionID, true)
-	b = appendField(b, "Plaintext", r.Plaintext, false)
-	return append(b, '}')
+	return appendObject(b, "RequestId", r.RequestID, "KeyId", r.KeyID, "KeyVersionId", r.KeyVersionID,
+		"Plaintext", r.Plaintext)
 }
 
 // seal encrypts plaintext under the primary version of k and returns the

@@ -68,14 +68,18 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendField appends "name":"value" and a comma when more fields follow.
-func appendField(b []byte, name, value string, more bool) []byte {
-	b = append(b, '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	b = appendJSONString(b, value)
-	if more {
-		b = append(b, ',')
+// appendObject appends a JSON object of string fields given as name,
+// value pairs, in order.
+func appendObject(b []byte, nameValues ...string) []byte {
+	b = append(b, '{')
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, nameValues[i]...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, nameValues[i+1])
 	}
-	return b
+	return append(b, '}')
 }
