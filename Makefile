@@ -9,13 +9,17 @@ RAFT_ADDR ?= 127.0.0.1:8081
 
 BINARIES := bin/kmsd bin/kmsctl
 
-.PHONY: all build run test test-unit test-integration lint fuzz fuzz-smoke deps clean
+.PHONY: all build run test test-deps test-unit test-integration lint fuzz fuzz-smoke deps clean
 
 all: build
 
 deps: ## install what the build and tests need (Go modules)
 	@command -v $(GO) >/dev/null || { echo "Go is required (https://go.dev/dl)"; exit 1; }
 	$(GO) mod download
+
+test-deps: deps ## Debian packages the integration tests use (iptables for partitions)
+	@command -v iptables >/dev/null || { echo "installing iptables (partition tests)"; \
+	  apt-get install -y iptables >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y iptables >/dev/null; }; }
 
 build: deps ## build bin/kmsd and bin/kmsctl
 	$(GO) build -o bin/ ./cmd/kmsd ./cmd/kmsctl
@@ -28,7 +32,7 @@ test: lint test-unit test-integration fuzz-smoke ## everything CI runs
 test-unit: deps
 	$(GO) test -race -count=1 ./...
 
-test-integration: build
+test-integration: build test-deps
 	$(GO) test -count=1 -tags integration ./integration/...
 
 lint: deps ## gofmt, go vet

@@ -48,8 +48,9 @@ func startTestNode(t testing.TB) *testNode {
 	tn := &testNode{clock: &fakeClock{}}
 	keyring := crypto.NewKeyring(root)
 	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	authKey, _ := root.Derive("cluster-auth")
 	tn.node, err = cluster.New(cluster.Config{NodeID: "n1", DataDir: filepath.Join(dir, "data"), RaftAddr: "127.0.0.1:0",
-		Bootstrap: true, Clock: tn.clock.Now}, tn.fsm)
+		Bootstrap: true, AuthKey: authKey, Clock: tn.clock.Now, Lease: 200 * time.Millisecond}, tn.fsm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/rpc"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,9 +27,9 @@ import (
 // Errors of Propose and of waiting for the node. They are all transient: a
 // client may retry the request.
 var (
-	// ErrNotLeader is returned when this node cannot commit writes because
-	// it is not the leader (or there is none right now).
-	ErrNotLeader = errors.New("cluster: this node is not the leader")
+	// ErrNotLeader is returned when no leader could be reached in time to
+	// commit a write (an election is going on, or this node is cut off).
+	ErrNotLeader = errors.New("cluster: no leader reachable")
 	// ErrTimeout is returned when a write did not commit in time. Whether it
 	// will still commit is unknown.
 	ErrTimeout = errors.New("cluster: timed out waiting for the write to commit")
@@ -41,10 +44,23 @@ var (
 type Config struct {
 	NodeID   string // unique, stable node id
 	DataDir  string // Raft data lives in DataDir/raft
-	RaftAddr string // host:port to listen on and advertise for Raft traffic
+	RaftAddr string // host:port to listen on and advertise for all traffic between nodes
 	// Bootstrap makes a node with no Raft state start a new one-node
-	// cluster. A node with state ignores it.
+	// cluster. A node with state ignores it; a node that will join another
+	// cluster leaves it false.
 	Bootstrap bool
+	// AuthKey, derived from the root key, authenticates every connection
+	// between nodes: a node without the cluster's root key cannot connect.
+	AuthKey []byte
+	// TLSServer and TLSClient secure connections between nodes (mutual TLS).
+	// Both nil: plaintext (still authenticated with AuthKey).
+	TLSServer, TLSClient *tls.Config
+
+	// Lease is how long a follower may serve reads after asking the leader
+	// (D in docs/CLUSTER.md); default 2s. ClockDrift bounds the relative
+	// clock-rate error between nodes; default 0.01.
+	Lease      time.Duration
+	ClockDrift float64
 
 	HeartbeatTimeout  time.Duration // default 500ms
 	ElectionTimeout   time.Duration // default 500ms
@@ -53,7 +69,8 @@ type Config struct {
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // default 10s
 
-	// Clock stamps commands; default time.Now. Tests move it forward.
+	// Clock stamps commands; default time.Now. Tests move it forward. (Leases
+	// use the monotonic clock, never this one.)
 	Clock func() time.Time
 
 	Logger *slog.Logger
@@ -65,15 +82,28 @@ func (c *Config) setDefaults() error {
 	if c.NodeID == "" || c.DataDir == "" || c.RaftAddr == "" {
 		return errors.New("cluster: NodeID, DataDir and RaftAddr are required")
 	}
+	if len(c.AuthKey) < 16 {
+		return errors.New("cluster: AuthKey (derived from the root key) is required")
+	}
+	if (c.TLSServer == nil) != (c.TLSClient == nil) {
+		return errors.New("cluster: TLSServer and TLSClient go together")
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
+	def(&c.Lease, 2*time.Second)
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
 	def(&c.ElectionTimeout, 500*time.Millisecond)
 	def(&c.SnapshotInterval, 30*time.Second)
 	def(&c.ApplyTimeout, 10*time.Second)
+	if c.ClockDrift == 0 {
+		c.ClockDrift = 0.01
+	}
+	if c.ClockDrift < 0 || c.ClockDrift >= 0.5 {
+		return errors.New("cluster: ClockDrift must be in [0, 0.5)")
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -83,11 +113,11 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
 	if c.LogOutput == nil {
 		c.LogOutput = io.Discard
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	return nil
 }
@@ -95,20 +125,24 @@ func (c *Config) setDefaults() error {
 // Node is one Raft member.
 type Node struct {
 	cfg       Config
+	log       *slog.Logger
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
+	mux       *mux
+	peers     *peers
+	leases    leases
 	leaderCh  chan bool // raft's NotifyCh
-	ready     atomic.Bool
-	closing   atomic.Bool
-	stop      chan struct{}
-	done      chan struct{}
+
+	closing atomic.Bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // New opens (or creates) the node's Raft state in cfg.DataDir and starts
-// Raft. With cfg.Bootstrap and no existing state it bootstraps a one-node
-// cluster.
+// Raft and the cluster channel. With cfg.Bootstrap and no existing state
+// it bootstraps a one-node cluster.
 func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -140,11 +174,13 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	if addr.Port == 0 {
 		advertise = nil // tests bind port 0: advertise what the listener got
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, hlog)
+	m, err := newMux(cfg.RaftAddr, advertise, cfg.AuthKey, cfg.TLSServer, cfg.TLSClient, cfg.Logger)
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("cluster: listen for raft on %s: %w", cfg.RaftAddr, err)
+		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.RaftAddr, err)
 	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -156,6 +192,9 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.MaxAppendEntries = 512
+	// Followers learn that an entry committed from the next AppendEntries;
+	// fenced writes wait for followers to apply, so send it promptly.
+	rc.CommitTimeout = 5 * time.Millisecond
 	rc.BatchApplyCh = true // group commit: many concurrent writes share one fsync
 	leaderCh := make(chan bool, 16)
 	rc.NotifyCh = leaderCh
@@ -172,53 +211,40 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, fsm: f, raft: r, store: store, transport: transport, leaderCh: leaderCh,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, transport: transport, mux: m,
+		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
+	n.leases.init(cfg)
 	if !has && cfg.Bootstrap {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
-		cfg.Logger.Info("bootstrapped a new one-node cluster", "raft_addr", cfg.RaftAddr)
+		cfg.Logger.Info("bootstrapped a new one-node cluster", "raft_addr", transport.LocalAddr())
 	}
-	go n.watchLeadership()
+	n.spawn(n.serveRPC)
+	n.spawn(n.watchLeadership)
+	n.spawn(n.renewLeases)
+	n.spawn(n.reportApplied)
 	return n, nil
 }
 
-// watchLeadership keeps Ready true exactly while this node leads and has
-// applied every entry committed before it took over (a barrier).
-func (n *Node) watchLeadership() {
-	defer close(n.done)
-	for {
-		if n.raft.State() == raft.Leader && !n.ready.Load() {
-			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err == nil && n.raft.State() == raft.Leader {
-				n.ready.Store(true)
-				n.cfg.Logger.Info("leading and caught up", "term", n.raft.CurrentTerm())
-			}
-		}
-		select {
-		case leader := <-n.leaderCh:
-			if !leader {
-				n.ready.Store(false)
-			}
-		case <-time.After(n.cfg.HeartbeatTimeout):
-			// Re-check: a failed barrier is retried, and a missed
-			// notification cannot leave the flag wrong for long.
-			if n.raft.State() != raft.Leader {
-				n.ready.Store(false)
-			}
-		case <-n.stop:
-			n.ready.Store(false)
-			return
-		}
-	}
+func (n *Node) spawn(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
 }
 
-// Ready reports whether the node serves: it leads and has applied all
-// earlier entries. (A follower serving under a lease comes with the
-// multi-node work.)
-func (n *Node) Ready() bool { return n.ready.Load() && !n.closing.Load() }
+// Addr returns the address other nodes reach this one at.
+func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// isLeader reports whether this node is the Raft leader right now.
+func (n *Node) isLeader() bool { return n.raft.State() == raft.Leader }
 
 // WaitReady blocks until Ready or ctx ends.
 func (n *Node) WaitReady(ctx context.Context) error {
@@ -234,17 +260,55 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Propose commits a command made by fsm.Encode and returns its result. It
-// stamps this node's (the leader's) time into the command first.
+// Propose commits a command made by fsm.Encode and returns its result. On
+// the leader it stamps the leader's time into the command, applies it and
+// waits until every node holding a lease has applied it too; elsewhere it
+// forwards the command to the leader (retrying, with the same request id,
+// through elections until ctx ends) and waits until this node has applied
+// it, so the caller reads its own write.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	if n.closing.Load() {
 		return fsm.Result{}, ErrShutdown
 	}
-	if n.raft.State() != raft.Leader {
-		return fsm.Result{}, ErrNotLeader
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
 	}
+	for {
+		var (
+			r   fsm.Result
+			err error
+		)
+		if n.isLeader() {
+			r, _, err = n.proposeLocal(ctx, cmd)
+			if err == nil {
+				return r, nil
+			}
+		} else {
+			var reply ForwardReply
+			reply, err = n.forward(ctx, cmd)
+			if err == nil {
+				if err := n.fsm.WaitIndex(ctx, reply.Index); err != nil {
+					return fsm.Result{}, ErrTimeout
+				}
+				return n.result(reply), nil
+			}
+		}
+		if !errors.Is(err, ErrNotLeader) {
+			return fsm.Result{}, err
+		}
+		// No leader, or it changed: wait for one (bounded by ctx) and retry.
+		if err := n.waitLeader(ctx); err != nil {
+			return fsm.Result{}, ErrNotLeader
+		}
+	}
+}
+
+// proposeLocal applies cmd on this node, the leader.
+func (n *Node) proposeLocal(ctx context.Context, cmd []byte) (fsm.Result, uint64, error) {
 	if err := fsm.StampTime(cmd, n.cfg.Clock().UnixNano()); err != nil {
-		return fsm.Result{}, err
+		return fsm.Result{}, 0, err
 	}
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -254,69 +318,122 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	if err := fut.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
-			return fsm.Result{}, ErrNotLeader
+			return fsm.Result{}, 0, ErrNotLeader
 		case errors.Is(err, raft.ErrLeadershipLost):
-			return fsm.Result{}, ErrUncertain
+			return fsm.Result{}, 0, ErrUncertain
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return fsm.Result{}, ErrTimeout
+			return fsm.Result{}, 0, ErrTimeout
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return fsm.Result{}, ErrShutdown
+			return fsm.Result{}, 0, ErrShutdown
 		}
-		return fsm.Result{}, fmt.Errorf("cluster: apply: %w", err)
+		return fsm.Result{}, 0, fmt.Errorf("cluster: apply: %w", err)
 	}
-	return fut.Response().(fsm.Result), nil
+	r, ok := fut.Response().(fsm.Result)
+	if !ok {
+		return fsm.Result{}, 0, fmt.Errorf("cluster: apply returned %T", fut.Response())
+	}
+	// Fencing: acknowledge only once no lease holder can serve the old state.
+	if err := n.leases.fence(ctx, fut.Index()); err != nil {
+		return fsm.Result{}, 0, ErrTimeout
+	}
+	return r, fut.Index(), nil
 }
 
-// Status is a node's view of the cluster, as /status shows it.
-type Status struct {
-	NodeID       string `json:"node_id"`
-	Role         string `json:"role"` // leader, follower, candidate or shutdown
-	Ready        bool   `json:"ready"`
-	Leader       string `json:"leader"`
-	LeaderAddr   string `json:"leader_addr"`
-	Term         uint64 `json:"term"`
-	AppliedIndex uint64 `json:"applied_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-	LastIndex    uint64 `json:"last_log_index"`
-	FSMIndex     uint64 `json:"fsm_index"`
+// forward sends cmd to the leader.
+func (n *Node) forward(ctx context.Context, cmd []byte) (ForwardReply, error) {
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return ForwardReply{}, ErrNotLeader
+	}
+	var reply ForwardReply
+	if err := n.peers.call(ctx, string(addr), "Forward", ForwardArgs{Cmd: cmd}, &reply); err != nil {
+		if errors.Is(err, errRemote) {
+			return ForwardReply{}, err
+		}
+		n.log.Debug("forward failed; will retry", "leader", addr, "err", err)
+		return ForwardReply{}, ErrNotLeader // connection trouble: find the leader again, retry
+	}
+	if reply.NotLeader {
+		return ForwardReply{}, ErrNotLeader
+	}
+	return reply, nil
 }
 
-// Status returns the node's current status.
-func (n *Node) Status() Status {
-	addr, id := n.raft.LeaderWithID()
-	role := "shutdown"
-	switch n.raft.State() {
-	case raft.Leader:
-		role = "leader"
-	case raft.Follower:
-		role = "follower"
-	case raft.Candidate:
-		role = "candidate"
+func (n *Node) handleForward(a ForwardArgs, reply *ForwardReply) error {
+	if !n.isLeader() {
+		reply.NotLeader = true
+		return nil
 	}
-	return Status{
-		NodeID: n.cfg.NodeID, Role: role, Ready: n.Ready(),
-		Leader: string(id), LeaderAddr: string(addr),
-		Term: n.raft.CurrentTerm(), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex(),
-		FSMIndex: n.fsm.State().Index(),
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	r, index, err := n.proposeLocal(ctx, a.Cmd)
+	if errors.Is(err, ErrNotLeader) {
+		reply.NotLeader = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	reply.Index = index
+	reply.Code = fsm.ErrorCode(r.Err)
+	if r.Key != nil {
+		reply.KeyAccount, reply.KeyID = r.Key.Account, r.Key.ID
+	}
+	if r.Account != nil {
+		reply.AccountID = r.Account.ID
+	}
+	return nil
+}
+
+// result rebuilds a forwarded command's result from this node's state,
+// which has applied it.
+func (n *Node) result(reply ForwardReply) fsm.Result {
+	r := fsm.Result{Err: fsm.CodeError(reply.Code)}
+	st := n.fsm.State()
+	if reply.KeyID != "" {
+		r.Key, _ = st.Key(reply.KeyAccount, reply.KeyID)
+	}
+	if reply.AccountID != "" {
+		r.Account, _ = st.Account(reply.AccountID)
+	}
+	return r
+}
+
+// waitLeader waits until some node is known to lead.
+func (n *Node) waitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stop:
+			return ErrShutdown
+		case <-t.C:
+		}
 	}
 }
 
 // Snapshot takes a Raft snapshot now (and truncates the log behind it).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
-// Close stops Raft and closes the log store. Acknowledged writes are already
-// durable: each was fsynced to the log before it committed.
+// Close stops Raft and the cluster channel and closes the log store.
+// Acknowledged writes are already durable: each was fsynced to the log
+// before it committed.
 func (n *Node) Close() error {
 	if !n.closing.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(n.stop)
 	err := n.raft.Shutdown().Error()
-	<-n.done
+	n.peers.closeAll()
 	if cerr := n.transport.Close(); err == nil {
 		err = cerr
 	}
+	n.wg.Wait()
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
 	}

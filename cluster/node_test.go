@@ -10,10 +10,12 @@ import (
 	"github.com/raftkms/raftkms/fsm"
 )
 
+var testAuthKey = []byte("0123456789abcdef0123456789abcdef")
+
 func startNode(t *testing.T, dir string) (*Node, *fsm.FSM) {
 	t.Helper()
 	f := fsm.New(fsm.Config{})
-	n, err := New(Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true}, f)
+	n, err := New(Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true, AuthKey: testAuthKey}, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ type Config struct {
 	// their ids, so a node can drop their material from memory. It runs on
 	// the apply goroutine and must be quick.
 	OnDestroy func(versionIDs []string)
+	// OnRestore, if set, is called after Restore replaced the whole state.
+	OnRestore func()
 }
 
 // FSM is the replicated state machine. It implements raft.BatchingFSM.
@@ -43,7 +46,8 @@ type FSM struct {
 	w  *State     // the writer's state; shares nodes with published ones
 	dd dedup
 
-	cur atomic.Pointer[State] // the published, immutable state
+	cur     atomic.Pointer[State]         // the published, immutable state
+	changed atomic.Pointer[chan struct{}] // closed when a new state is published
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -51,8 +55,35 @@ var _ raft.BatchingFSM = (*FSM)(nil)
 // New returns an FSM with empty state.
 func New(cfg Config) *FSM {
 	f := &FSM{cfg: cfg, w: newState(), dd: newDedup()}
+	ch := make(chan struct{})
+	f.changed.Store(&ch)
 	f.cur.Store(f.w.clone())
 	return f
+}
+
+// publish makes st the current state and wakes everyone waiting for a change.
+func (f *FSM) publish(st *State) {
+	f.cur.Store(st)
+	ch := make(chan struct{})
+	close(*f.changed.Swap(&ch))
+}
+
+// Changed returns a channel that is closed when a newer state is published.
+func (f *FSM) Changed() <-chan struct{} { return *f.changed.Load() }
+
+// WaitIndex waits until the published state has applied index i.
+func (f *FSM) WaitIndex(ctx context.Context, i uint64) error {
+	for {
+		ch := f.Changed()
+		if f.State().Index() >= i {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // State returns the current published state. It never changes; call State
@@ -82,7 +113,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		f.w.index = l.Index
 	}
-	f.cur.Store(f.w.clone())
+	f.publish(f.w.clone())
 	destroyed := t.destroyed
 	f.mu.Unlock()
 	if len(destroyed) > 0 && f.cfg.OnDestroy != nil {

@@ -208,8 +208,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.w, f.dd = st, dd
-	f.cur.Store(st.clone())
+	f.publish(st.clone())
 	f.mu.Unlock()
+	if f.cfg.OnRestore != nil {
+		f.cfg.OnRestore()
+	}
 	return nil
 }
 

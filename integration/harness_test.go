@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,10 +41,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t testing.TB) string {
+// freeAddr returns an address on a loopback IP with a port nobody listens on.
+func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +73,8 @@ func (s *syncBuffer) String() string {
 // kmsd is one running kmsd process.
 type kmsd struct {
 	t       testing.TB
+	id      string
+	ip      string
 	dir     string
 	api     string
 	raft    string
@@ -83,18 +86,38 @@ type kmsd struct {
 	exitErr error
 }
 
-// startKMSD starts kmsd on dir (created if need be) and waits until it is ready.
+// startKMSD starts a single kmsd on dir (created if need be) and waits until
+// it is ready.
 func startKMSD(t testing.TB, dir string, extra ...string) *kmsd {
+	return startNode(t, "node1", "127.0.0.1", dir, extra...)
+}
+
+// startNode starts kmsd as node id, listening on ip, and waits until it is
+// ready.
+func startNode(t testing.TB, id, ip, dir string, extra ...string) *kmsd {
 	t.Helper()
-	k := &kmsd{t: t, dir: dir, api: freeAddr(t), raft: freeAddr(t), args: extra}
+	k := newNode(t, id, ip, dir, extra...)
 	k.start()
+	return k
+}
+
+// newNode prepares a kmsd without starting it.
+func newNode(t testing.TB, id, ip, dir string, extra ...string) *kmsd {
+	k := &kmsd{t: t, id: id, ip: ip, dir: dir, api: freeAddr(t, ip), raft: freeAddr(t, ip), args: extra}
 	t.Cleanup(func() { k.kill() })
 	return k
 }
 
 func (k *kmsd) start() {
 	k.t.Helper()
-	args := append([]string{"--data-dir", k.dir, "--node-id", "node1", "--api-addr", k.api, "--raft-addr", k.raft}, k.args...)
+	k.launch()
+	k.waitReady(60 * time.Second)
+}
+
+// launch starts the process without waiting for it.
+func (k *kmsd) launch() {
+	k.t.Helper()
+	args := append([]string{"--data-dir", k.dir, "--node-id", k.id, "--api-addr", k.api, "--raft-addr", k.raft}, k.args...)
 	k.cmd = exec.Command(filepath.Join(binDir, "kmsd"), args...)
 	k.stdout, k.stderr = &syncBuffer{}, &syncBuffer{}
 	k.cmd.Stdout, k.cmd.Stderr = k.stdout, k.stderr
@@ -103,7 +126,6 @@ func (k *kmsd) start() {
 	}
 	k.exited = make(chan struct{})
 	go func() { k.exitErr = k.cmd.Wait(); close(k.exited) }()
-	k.waitReady(30 * time.Second)
 }
 
 func (k *kmsd) url() string { return "http://" + k.api }
@@ -150,8 +172,34 @@ func (k *kmsd) kill() {
 	if k.cmd == nil || k.cmd.Process == nil {
 		return
 	}
+	k.cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot die
 	k.cmd.Process.Kill()
 	<-k.exited
+}
+
+// signal sends sig to the process.
+func (k *kmsd) signal(sig syscall.Signal) {
+	k.t.Helper()
+	if err := k.cmd.Process.Signal(sig); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// status fetches /status; ok is false when the node does not answer.
+func (k *kmsd) status() (st struct {
+	Role   string `json:"role"`
+	Ready  bool   `json:"ready"`
+	Leader string `json:"leader"`
+	Term   uint64 `json:"term"`
+	FSM    uint64 `json:"fsm_index"`
+}, ok bool) {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(k.url() + "/status")
+	if err != nil {
+		return st, false
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st) == nil
 }
 
 func (k *kmsd) credentialsFile() string { return filepath.Join(k.dir, "root-credentials.json") }

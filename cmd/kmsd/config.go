@@ -20,7 +20,13 @@ type config struct {
 		APIAddr     string `yaml:"api_addr"`
 		RaftAddr    string `yaml:"raft_addr"`
 		RootKeyFile string `yaml:"root_key_file"`
+		Join        string `yaml:"join"`      // API URL of a member: join its cluster
+		NonVoter    bool   `yaml:"non_voter"` // join as a read replica
 	} `yaml:"node"`
+	Cluster struct {
+		Lease      time.Duration `yaml:"lease"`       // follower lease length (D)
+		ClockDrift float64       `yaml:"clock_drift"` // bound on clock-rate error between nodes (ε)
+	} `yaml:"cluster"`
 	Region string `yaml:"region"`
 	API    struct {
 		TimestampWindow time.Duration `yaml:"timestamp_window"`
@@ -55,6 +61,8 @@ func defaultConfig() config {
 	c.Node.APIAddr = "127.0.0.1:8080"
 	c.Node.RaftAddr = "127.0.0.1:8081"
 	c.Region = "cn-hangzhou"
+	c.Cluster.Lease = 2 * time.Second
+	c.Cluster.ClockDrift = 0.01
 	c.Maintenance.Interval = time.Second
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -92,6 +100,10 @@ func (c config) validate() error {
 		return errors.New("config: node.api_addr and node.raft_addr are required")
 	case c.API.TimestampWindow < 0 || c.API.NonceMemory < 0 || c.API.MaxRequestBytes < 0:
 		return errors.New("config: api limits must not be negative")
+	case c.Node.NonVoter && c.Node.Join == "":
+		return errors.New("config: non_voter needs join: a new cluster's first node votes")
+	case c.Cluster.Lease < 0 || c.Cluster.ClockDrift < 0 || c.Cluster.ClockDrift >= 0.5:
+		return errors.New("config: cluster.lease must be positive and cluster.clock_drift in [0, 0.5)")
 	case c.Maintenance.Interval <= 0:
 		return errors.New("config: maintenance.interval must be positive")
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		apiAddr     = fl.String("api-addr", "", "API listen address (default 127.0.0.1:8080)")
 		raftAddr    = fl.String("raft-addr", "", "Raft listen and advertise address (default 127.0.0.1:8081)")
 		rootKeyFile = fl.String("root-key-file", "", "root key file: 32 raw bytes, mode 0600 (default DATA-DIR/root.key)")
+		join        = fl.String("join", "", "join the cluster of this node's API URL (e.g. http://10.0.0.1:8080) instead of starting a new one")
+		nonVoter    = fl.Bool("non-voter", false, "with --join: join as a non-voting read replica")
 	)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Node.APIAddr, *apiAddr)
 	override(&cfg.Node.RaftAddr, *raftAddr)
 	override(&cfg.Node.RootKeyFile, *rootKeyFile)
+	override(&cfg.Node.Join, *join)
+	if *nonVoter {
+		cfg.Node.NonVoter = true
+	}
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -92,8 +99,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	}
 	keyring := crypto.NewKeyring(root)
 	machine := fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	authKey, err := root.Derive("cluster-auth")
+	if err != nil {
+		return err
+	}
+	joining := cfg.Node.Join != "" && !hasRaftState(dir)
 	node, err := cluster.New(cluster.Config{
-		NodeID: cfg.Node.ID, DataDir: dir, RaftAddr: cfg.Node.RaftAddr, Bootstrap: true,
+		NodeID: cfg.Node.ID, DataDir: dir, RaftAddr: cfg.Node.RaftAddr, Bootstrap: cfg.Node.Join == "", AuthKey: authKey,
+		Lease: cfg.Cluster.Lease, ClockDrift: cfg.Cluster.ClockDrift,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		TrailingLogs: cfg.Raft.TrailingLogs, Logger: log, LogOutput: stderr,
@@ -113,8 +126,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	// The API listens only once the node leads and the root account exists,
-	// so a 200 from /readyz means the node serves.
+	if joining {
+		if err := joinCluster(ctx, node, cfg, log); err != nil {
+			return err
+		}
+	}
+	// The API listens only once the node serves (it leads or holds a lease,
+	// and has caught up) and the root account exists, so a 200 from /readyz
+	// means the node serves.
 	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = node.WaitReady(readyCtx)
 	cancel()
@@ -125,10 +144,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return fmt.Errorf("node did not become ready: %w", err)
 	}
 	credsPath := filepath.Join(dir, "root-credentials.json")
-	if _, err := srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
-		return writeCredentials(credsPath, id, secret)
-	}); err != nil {
-		return fmt.Errorf("create the root account: %w", err)
+	if cfg.Node.Join == "" {
+		if _, err := srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
+			return writeCredentials(credsPath, id, secret)
+		}); err != nil {
+			return fmt.Errorf("create the root account: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Node.APIAddr)
 	if err != nil {
@@ -140,7 +161,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	defer stopMaint()
 	go srv.RunMaintenance(maintCtx, cfg.Maintenance.Interval)
 	log.Info("serving", "api", "http://"+ln.Addr().String(), "raft", cfg.Node.RaftAddr, "data_dir", dir)
-	printBanner(stdout, ln.Addr().String(), credsPath)
+	if cfg.Node.Join == "" {
+		printBanner(stdout, ln.Addr().String(), credsPath)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -177,6 +200,9 @@ func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
 	}
 	path := filepath.Join(cfg.Node.DataDir, "root.key")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if cfg.Node.Join != "" {
+			return nil, fmt.Errorf("joining a cluster needs its root key: pass --root-key-file (or %s)", rootKeyEnv)
+		}
 		if hasRaftState(cfg.Node.DataDir) {
 			return nil, fmt.Errorf("%s is missing but the data directory holds Raft state: restore the root key file (or pass --root-key-file)", path)
 		}
@@ -186,6 +212,45 @@ func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
 		log.Warn("created a new root key: back it up — without it nothing in this cluster can be decrypted", "path", path)
 	}
 	return crypto.LoadRootKeyFile(path)
+}
+
+// joinCluster asks the node at cfg.Node.Join (an API URL) for its cluster
+// address and joins through it.
+func joinCluster(ctx context.Context, node *cluster.Node, cfg config, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var st cluster.Status
+	for {
+		var err error
+		if st, err = fetchStatus(ctx, cfg.Node.Join); err == nil {
+			break
+		}
+		log.Warn("cannot reach the node to join; retrying", "url", cfg.Node.Join, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join %s: %w", cfg.Node.Join, err)
+		case <-time.After(time.Second):
+		}
+	}
+	log.Info("joining", "via", cfg.Node.Join, "raft_addr", st.RaftAddr, "voter", !cfg.Node.NonVoter)
+	return node.Join(ctx, st.RaftAddr, !cfg.Node.NonVoter)
+}
+
+func fetchStatus(ctx context.Context, apiURL string) (cluster.Status, error) {
+	var st cluster.Status
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(apiURL, "/")+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil || st.RaftAddr == "" {
+		return st, fmt.Errorf("%s/status did not describe a raftkms node (%v)", apiURL, err)
+	}
+	return st, nil
 }
 
 func hasRaftState(dir string) bool {

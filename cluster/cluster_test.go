@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkms/raftkms/fsm"
+)
+
+type testNode struct {
+	*Node
+	fsm *fsm.FSM
+}
+
+func newTestNode(t *testing.T, id string, bootstrap bool, key []byte) *testNode {
+	t.Helper()
+	f := fsm.New(fsm.Config{})
+	n, err := New(Config{NodeID: id, DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", Bootstrap: bootstrap,
+		AuthKey: key, Lease: 300 * time.Millisecond}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return &testNode{n, f}
+}
+
+func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond) // condition poll
+	}
+}
+
+// startCluster starts a leader and joins n-1 voters to it.
+func startCluster(t *testing.T, n int) []*testNode {
+	t.Helper()
+	nodes := []*testNode{newTestNode(t, "n1", true, testAuthKey)}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := nodes[0].WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= n; i++ {
+		tn := newTestNode(t, fmt.Sprint("n", i), false, testAuthKey)
+		if err := tn.Join(ctx, nodes[0].Addr(), true); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, tn)
+	}
+	for _, tn := range nodes {
+		if err := tn.WaitReady(ctx); err != nil {
+			t.Fatalf("%s not ready: %v", tn.ID(), err)
+		}
+	}
+	return nodes
+}
+
+var seq byte
+
+func account(id string) []byte {
+	seq++
+	return fsm.Encode(fsm.Header{RequestID: [16]byte{seq, 1}}, &fsm.CreateAccount{ID: id, Name: id, AccessKeyID: "AK" + id, Secret: []byte{1}})
+}
+
+func TestWritesFromAnyNodeAreSeenByEveryServingNodeWhenAcknowledged(t *testing.T) {
+	nodes := startCluster(t, 3)
+	for i := range 30 {
+		via := nodes[i%3]
+		id := fmt.Sprint("acct-", i)
+		r, err := via.Propose(context.Background(), account(id))
+		if err != nil || r.Err != nil || r.Account == nil || r.Account.ID != id {
+			t.Fatalf("Propose via %s = %+v, %v", via.ID(), r, err)
+		}
+		// Linearizable reads: once acknowledged, every node that serves has it.
+		for _, n := range nodes {
+			if n.Ready() {
+				if _, ok := n.fsm.State().Account(id); !ok {
+					t.Fatalf("%s serves but has not applied acknowledged write %s", n.ID(), id)
+				}
+			}
+		}
+	}
+	ms, err := nodes[2].Members()
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("Members = %+v, %v", ms, err)
+	}
+}
+
+func TestRetriedForwardIsAppliedOnce(t *testing.T) {
+	nodes := startCluster(t, 3)
+	cmd := account("once")
+	for range 3 {
+		r, err := nodes[1].Propose(context.Background(), append([]byte(nil), cmd...))
+		if err != nil || r.Err != nil {
+			t.Fatalf("Propose = %+v, %v", r, err)
+		}
+	}
+	n := 0
+	nodes[0].fsm.State().Accounts(func(*fsm.Account) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("%d accounts after three sends of one request, want 1", n)
+	}
+}
+
+func TestNodeWithoutTheRootKeyCannotJoin(t *testing.T) {
+	nodes := startCluster(t, 1)
+	intruder := newTestNode(t, "evil", false, []byte("another-root-key-derived-0000000"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := intruder.Join(ctx, nodes[0].Addr(), true)
+	if !errors.Is(err, ErrClusterAuth) || !strings.Contains(err.Error(), "root key") {
+		t.Fatalf("Join with another root key err = %v, want ErrClusterAuth", err)
+	}
+	if ms, _ := nodes[0].Members(); len(ms) != 1 {
+		t.Fatalf("members after a refused join: %+v", ms)
+	}
+}
+
+func TestRemovedNodeStopsServingAndCanRejoinWiped(t *testing.T) {
+	nodes := startCluster(t, 3)
+	if err := nodes[2].RemoveNode("n3"); err != nil { // asked on the node itself: forwarded
+		t.Fatal(err)
+	}
+	within(t, 3*time.Second, "removed node stops serving", func() bool { return !nodes[2].Ready() })
+	if _, err := nodes[0].Propose(context.Background(), account("after-removal")); err != nil {
+		t.Fatal(err)
+	}
+	// A new node with a wiped data directory takes the old id.
+	fresh := newTestNode(t, "n3", false, testAuthKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fresh.Join(ctx, nodes[1].Addr(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fresh.fsm.State().Account("after-removal"); !ok {
+		t.Fatal("rejoined node did not catch up")
+	}
+	if err := nodes[0].RemoveNode("nobody"); !errors.Is(err, ErrUnknownMember) && (err == nil || !strings.Contains(err.Error(), "no such node")) {
+		t.Fatalf("RemoveNode(nobody) err = %v", err)
+	}
+}
+
+func TestLeadershipTransferKeepsServing(t *testing.T) {
+	nodes := startCluster(t, 3)
+	if err := nodes[1].TransferLeadership("n2"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "n2 leads", func() bool { return nodes[1].Role() == "leader" && nodes[1].Ready() })
+	if r, err := nodes[0].Propose(context.Background(), account("after-transfer")); err != nil || r.Err != nil {
+		t.Fatalf("Propose after transfer = %+v, %v", r, err)
+	}
+}
+
+func TestNonVoterServesReadsAndCannotLead(t *testing.T) {
+	nodes := startCluster(t, 1)
+	ro := newTestNode(t, "replica", false, testAuthKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ro.Join(ctx, nodes[0].Addr(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ro.Propose(ctx, account("via-replica")); err != nil || r.Err != nil {
+		t.Fatalf("write through a non-voter = %+v, %v", r, err)
+	}
+	if st := ro.Status(); st.Voter || st.Role != "follower" || !st.Lease.Held {
+		t.Fatalf("non-voter status = %+v", st)
+	}
+	if err := nodes[0].TransferLeadership("replica"); err == nil {
+		t.Fatal("leadership transferred to a non-voter")
+	}
+}
