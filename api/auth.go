@@ -22,6 +22,7 @@ type principal struct {
 	kind        fsm.PrincipalKind
 	name        string
 	accessKeyID string
+	system      bool // of the system account
 }
 
 // v3RequiredHeaders must all be covered by a V3 signature: an unsigned
@@ -71,6 +72,7 @@ func (s *Server) authenticateV1(c *call) error {
 		return err
 	}
 	c.action, c.version = bstr(vals[6]), bstr(vals[7])
+	c.v3 = false
 	// AppendV1StringToSign sorts the parameters in place: take what we
 	// need from them first.
 	sts := sign.AppendV1StringToSign(c.scratch[:0], c.ctx.Method(), c.params)
@@ -103,10 +105,18 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 	if err != nil {
 		return ErrTimestampFormat
 	}
-	sum := sha256.Sum256(c.ctx.Request.Body())
-	var want [2 * sha256.Size]byte
-	hex.Encode(want[:], sum[:])
-	if !bytes.EqualFold(hdr.Peek("x-acs-content-sha256"), want[:]) {
+	// The signature covers x-acs-content-sha256; the body must match it. A
+	// streamed body (a snapshot upload) is checked by its handler as it
+	// reads it, never buffered here.
+	payloadHash := hdr.Peek("x-acs-content-sha256")
+	if !c.largeBody() {
+		sum := sha256.Sum256(c.ctx.Request.Body())
+		var want [2 * sha256.Size]byte
+		hex.Encode(want[:], sum[:])
+		if !bytes.Equal(payloadHash, want[:]) {
+			return ErrContentHash
+		}
+	} else if len(payloadHash) != 2*sha256.Size {
 		return ErrContentHash
 	}
 	ak, secret, err := s.credential(auth.AccessKeyID)
@@ -122,7 +132,7 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 				return c.ctx.Host() // exactly as received
 			}
 			return hdr.Peek(bstr(name))
-		}, want[:])
+		}, payloadHash)
 	n := len(cr)
 	buf := sign.AppendV3StringToSign(cr, cr) // hashes cr, then appends after it
 	c.scratch = buf
@@ -131,6 +141,7 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 		return ErrSignatureMismatch
 	}
 	c.action, c.version = bstr(action), bstr(version)
+	c.v3 = true
 	return s.accept(c, ak, nonce, signedAt)
 }
 
@@ -139,7 +150,7 @@ func (s *Server) accept(c *call, ak *fsm.AccessKey, nonce []byte, signedAt time.
 	if err := s.replay.Check(sbytes(ak.ID), nonce, signedAt, c.now); err != nil {
 		return err
 	}
-	c.principal = principal{account: ak.Account, kind: ak.Kind, name: ak.Principal, accessKeyID: ak.ID}
+	c.principal = principal{account: ak.Account, kind: ak.Kind, name: ak.Principal, accessKeyID: ak.ID, system: s.secrets.system(ak)}
 	c.nonce = append(c.nonce[:0], nonce...)
 	c.signedAt = signedAt
 	return nil
@@ -181,6 +192,7 @@ func (s *Server) credential(id []byte) (*fsm.AccessKey, []byte, error) {
 // rotated) is unwrapped again.
 type secretCache struct {
 	w  crypto.Wrapper
+	st StateReader
 	mu sync.RWMutex
 	m  map[string]cachedSecret
 }
@@ -188,10 +200,11 @@ type secretCache struct {
 type cachedSecret struct {
 	ak     *fsm.AccessKey
 	secret []byte
+	system bool // the AccessKey's account is the system account
 }
 
-func newSecretCache(w crypto.Wrapper) *secretCache {
-	return &secretCache{w: w, m: make(map[string]cachedSecret)}
+func newSecretCache(w crypto.Wrapper, st StateReader) *secretCache {
+	return &secretCache{w: w, st: st, m: make(map[string]cachedSecret)}
 }
 
 func (sc *secretCache) get(ak *fsm.AccessKey) ([]byte, error) {
@@ -205,8 +218,17 @@ func (sc *secretCache) get(ak *fsm.AccessKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	a, _ := sc.st.State().Account(ak.Account)
 	sc.mu.Lock()
-	sc.m[ak.ID] = cachedSecret{ak: ak, secret: secret}
+	sc.m[ak.ID] = cachedSecret{ak: ak, secret: secret, system: a != nil && a.System}
 	sc.mu.Unlock()
 	return secret, nil
+}
+
+// system reports whether ak (just returned by get) belongs to the system
+// account.
+func (sc *secretCache) system(ak *fsm.AccessKey) bool {
+	sc.mu.RLock()
+	defer sc.mu.RUnlock()
+	return sc.m[ak.ID].system
 }

@@ -26,7 +26,7 @@ func (s *Server) EnsureRootAccount(ctx context.Context, name string, save func(a
 	if err != nil {
 		return false, err
 	}
-	cmd := &fsm.CreateAccount{ID: crypto.NewAccountID(), Name: name, AccessKeyID: akID, Secret: wrapped}
+	cmd := &fsm.CreateAccount{ID: crypto.NewAccountID(), Name: name, AccessKeyID: akID, Secret: wrapped, System: true}
 	if err := s.proposeSystem(ctx, cmd); err != nil {
 		return false, err
 	}

@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -34,6 +36,7 @@ type call struct {
 	reqIDText [36]byte
 	reqID     string // requestID as text (views reqIDText), the RequestId of the response
 	version   string // views the request
+	v3        bool   // signed with V3, which covers the body
 	action    string // views the request
 	params    []sign.KV
 	principal principal
@@ -128,10 +131,11 @@ func (s *Server) serve(c *call) (any, error) {
 	if !c.ctx.IsPost() && !c.ctx.IsGet() {
 		return nil, ErrMethod
 	}
+	stream := c.largeBody()
 	if err := c.collectParams(); err != nil {
 		return nil, err
 	}
-	if !s.deps.Node.Ready() {
+	if !s.deps.Node.Ready() && !s.waitReady() {
 		return nil, ErrNotReady
 	}
 	if err := s.authenticate(c); err != nil {
@@ -141,7 +145,17 @@ func (s *Server) serve(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if stream && !streamedBody[c.action] {
+		return nil, ErrTooLarge
+	}
 	return h(s, c)
+}
+
+// waitReady waits, briefly, for a node that cannot serve right now.
+func (s *Server) waitReady() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadyWait)
+	defer cancel()
+	return s.deps.Node.WaitReady(ctx) == nil
 }
 
 // collectParams gathers query and form parameters (both are signed under
@@ -170,7 +184,8 @@ func (c *call) collectParams() error {
 		c.params = append(c.params, sign.KV{Key: k, Value: v})
 	}
 	c.ctx.QueryArgs().VisitAll(add)
-	if c.ctx.IsPost() && bytes.HasPrefix(c.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+	if c.ctx.IsPost() && !c.largeBody() &&
+		bytes.HasPrefix(c.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
 		c.ctx.PostArgs().VisitAll(add)
 	}
 	return err
@@ -189,6 +204,22 @@ func validParamName(k []byte) bool {
 		}
 	}
 	return true
+}
+
+// largeBody reports whether the body is above the request limit (or of
+// unknown length): such a body reaches the handler as a stream (the server
+// runs with StreamRequestBody) and must never be buffered by Body().
+func (c *call) largeBody() bool {
+	n := c.ctx.Request.Header.ContentLength()
+	return n > c.s.cfg.MaxRequestBytes || n == -1
+}
+
+// body returns the request body, buffered or streamed.
+func (c *call) body() io.Reader {
+	if c.largeBody() {
+		return c.ctx.RequestBodyStream()
+	}
+	return bytes.NewReader(c.ctx.Request.Body())
 }
 
 // param returns a parameter's value and whether it was given.
@@ -290,6 +321,9 @@ type reply struct {
 func (c *call) reply() reply { return reply{RequestID: c.reqID} }
 
 func (s *Server) writeJSON(c *call, v any) {
+	if _, ok := v.(streamed); ok {
+		return
+	}
 	if a, ok := v.(jsonAppender); ok {
 		c.out = a.appendJSON(c.out[:0])
 		s.setHeaders(c)

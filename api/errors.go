@@ -32,6 +32,9 @@ var (
 	ErrNotReady           = errors.New("api: node is not ready to serve")
 	ErrTooManyParams      = errors.New("api: too many parameters")
 	ErrSealBudget         = errors.New("api: waiting for this node's encryption budget to be reserved")
+	ErrTooLarge           = errors.New("api: request too large")
+	ErrBadSnapshot        = errors.New("api: the snapshot file is damaged or from a cluster with another root key")
+	ErrRestore            = errors.New("api: the restore did not complete")
 )
 
 // ParamError is a missing or invalid request parameter.
@@ -83,6 +86,9 @@ var errorTable = []struct {
 	{ErrUnknownAction, wireError{404, "InvalidAction.NotFound", "The specified action is not supported.", "Check the Action parameter (or the x-acs-action header).", true}},
 	{ErrUnknownVersion, wireError{400, "InvalidVersion", "The specified API version is not supported.", "Use Version 2016-01-20.", true}},
 	{ErrTooManyParams, wireError{400, "InvalidParameter", "The request has too many parameters.", "", true}},
+	{ErrTooLarge, wireError{413, "RequestEntityTooLarge", "The request is larger than this action accepts.", "Query string and body together are limited (64 KiB by default).", true}},
+	{ErrBadSnapshot, wireError{400, "InvalidParameter", "The snapshot file is damaged, incomplete, or was made by a cluster with another root key.", "", true}},
+	{cluster.ErrUnknownMember, wireError{404, "InvalidParameter.NodeNotFound", "No node with this id is in the cluster.", "See kmsctl cluster members.", true}},
 	{ErrDryRun, wireError{412, "DryRunOperationError", "Request would have succeeded, but DryRun flag is set.", "Call again without DryRun=true to perform the operation.", true}},
 
 	// Authentication.
@@ -127,6 +133,7 @@ var errorTable = []struct {
 	{cluster.ErrTimeout, wireError{503, "ServiceUnavailableTemporary", "The write did not commit in time; it may still apply.", "Read the resource before retrying.", false}},
 	{cluster.ErrUncertain, wireError{503, "ServiceUnavailableTemporary", "Leadership changed during the write; it may or may not have applied.", "Read the resource before retrying.", false}},
 	{ErrSealBudget, wireError{503, "ServiceUnavailableTemporary", "The node is reserving more encryptions with this key version; retry.", "Retry with backoff.", true}},
+	{ErrRestore, wireError{503, "ServiceUnavailableTemporary", "The restore did not complete; the cluster keeps its previous state or the restored one, not a mix.", "Check kmsctl cluster status and retry.", false}},
 	{replay.ErrFull, wireError{503, "ServiceUnavailableTemporary", "The node is too busy to track request nonces; retry.", "Retry with backoff.", true}},
 }
 

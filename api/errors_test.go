@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/raftkms/raftkms/api/sign"
 )
 
 // TestBadInputsGetPreciseErrorsAndTheNodeKeepsServing sends every kind of
@@ -124,4 +128,24 @@ func TestEveryErrorCodeIsDocumented(t *testing.T) {
 			t.Errorf("error code %s is not in the error table of docs/API.md", code)
 		}
 	}
+}
+
+func TestALargeBodyIsRefusedUnread(t *testing.T) {
+	tn := startTestNode(t)
+	p := tn.v1Params("ListKeys", nil, time.Now())
+	sts := sign.AppendV1StringToSign(nil, []byte("POST"), kvs(p))
+	p["Signature"] = string(sign.AppendV1Signature(nil, []byte(tn.creds.AccessKeySecret), sts))
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod("POST")
+	req.SetRequestURI(tn.url + "/?" + string(sign.AppendQuery(nil, kvs(p))))
+	req.SetBody(make([]byte, 80<<10)) // over the 64 KiB limit, under the socket buffers
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 413 || !strings.Contains(string(resp.Body()), "RequestEntityTooLarge") {
+		t.Fatalf("80 KiB body to ListKeys: %d %s", resp.StatusCode(), resp.Body())
+	}
+	tn.call(t, "ListKeys", nil, nil) // still serving
 }

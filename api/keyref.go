@@ -112,7 +112,7 @@ func (c *call) BuildInput(in *policy.Input) {
 	*in = policy.Input{
 		Action: c.authAction,
 		Principal: policy.Principal{Account: c.principal.account, Type: c.principal.kind.String(),
-			Name: c.principal.name, AccessKeyID: c.principal.accessKeyID},
+			Name: c.principal.name, AccessKeyID: c.principal.accessKeyID, System: c.principal.system},
 		Context: policy.RequestContext{SourceIP: c.ctx.RemoteIP().String(), SecureTransport: c.ctx.IsTLS(),
 			Time: c.now.UTC().Format(time.RFC3339)},
 	}

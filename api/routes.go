@@ -3,15 +3,32 @@ package api
 import "sort"
 
 // handler serves one action. It returns the response body (a struct that
-// embeds reply) or an error for the error table.
+// embeds reply, or streamed when it wrote the response itself) or an error
+// for the error table.
 type handler func(s *Server, c *call) (any, error)
 
-// KMSVersion is the API version of the Alibaba Cloud KMS actions.
-const KMSVersion = "2016-01-20"
+// API versions: Alibaba's KMS actions, and raftkms's own actions (cluster
+// administration), served the same way under their own version.
+const (
+	KMSVersion = "2016-01-20"
+	OwnVersion = "raftkms-2026-11-29"
+)
+
+// streamedBody marks the routes that take a large request body as a stream
+// (every other route refuses a body above MaxRequestBytes).
+var streamedBody = map[string]bool{"RestoreClusterSnapshot": true}
 
 // routes maps API version and action to handlers: the whole API surface
 // in one table.
 var routes = map[string]map[string]handler{
+	OwnVersion: {
+		// Cluster administration (cluster.go), for the system account's root.
+		"DescribeCluster":           (*Server).describeCluster,
+		"RemoveClusterNode":         (*Server).removeClusterNode,
+		"TransferClusterLeadership": (*Server).transferClusterLeadership,
+		"SaveClusterSnapshot":       (*Server).saveClusterSnapshot,
+		"RestoreClusterSnapshot":    (*Server).restoreClusterSnapshot,
+	},
 	KMSVersion: {
 		// Key lifecycle (keys.go).
 		"CreateKey":             (*Server).createKey,

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -36,17 +38,29 @@ type Authorizer interface {
 	Decide(ctx context.Context, r policy.Request, b policy.InputBuilder) (policy.Decision, error)
 }
 
-// Node reports whether this node may serve, and its status for /status.
-// cluster.Node implements it.
+// Node is this node's place in the cluster: whether it may serve, its
+// status, and the membership and recovery operations the cluster actions
+// use. cluster.Node implements it.
 type Node interface {
 	Ready() bool
+	WaitReady(ctx context.Context) error
 	Status() cluster.Status
+	Members() ([]cluster.Member, error)
+	RemoveNode(id string) error
+	TransferLeadership(id string) error
+	Restore(ctx context.Context, snapshot io.Reader) error
+}
+
+// Snapshotter writes a snapshot of the state. fsm.FSM implements it.
+type Snapshotter interface {
+	WriteSnapshot(w io.Writer) error
 }
 
 var (
 	_ Proposer    = (*cluster.Node)(nil)
 	_ Node        = (*cluster.Node)(nil)
 	_ StateReader = (*fsm.FSM)(nil)
+	_ Snapshotter = (*fsm.FSM)(nil)
 	_ Authorizer  = (*policy.Engine)(nil)
 )
 
@@ -67,6 +81,13 @@ type Config struct {
 	Logger      *slog.Logger
 	// Clock is the node's clock for scheduled changes; default time.Now.
 	Clock func() time.Time
+	// SpoolDir holds uploads (snapshot restores) while they are checked;
+	// default the system temporary directory.
+	SpoolDir string
+	// ReadyWait is how long a request waits for a node that cannot serve
+	// right now (during an election, or while its lease is renewed) before
+	// it is answered 503; default 1s.
+	ReadyWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -91,11 +112,18 @@ func (c *Config) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.ReadyWait == 0 {
+		c.ReadyWait = time.Second
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = os.TempDir()
+	}
 }
 
 // Deps are the parts of the node a Server uses.
 type Deps struct {
 	State      StateReader
+	Snapshots  Snapshotter
 	Proposer   Proposer
 	Node       Node
 	Authorizer Authorizer
@@ -117,7 +145,7 @@ type Server struct {
 // New returns a Server. Call Serve to start it.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.setDefaults()
-	if deps.State == nil || deps.Proposer == nil || deps.Node == nil || deps.Authorizer == nil || deps.Wrapper == nil || deps.Keyring == nil {
+	if deps.State == nil || deps.Snapshots == nil || deps.Proposer == nil || deps.Node == nil || deps.Authorizer == nil || deps.Wrapper == nil || deps.Keyring == nil {
 		return nil, errors.New("api: every dependency is required")
 	}
 	rf, err := replay.New(replay.Config{Window: cfg.TimestampWindow, MaxBytes: cfg.NonceMemory})
@@ -129,7 +157,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
-		secrets: newSecretCache(deps.Wrapper)}
+		secrets: newSecretCache(deps.Wrapper, deps.State)}
 	s.http = &fasthttp.Server{
 		Handler:                       s.Handle,
 		Name:                          "raftkms",
@@ -144,6 +172,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:          true,
 		ReduceMemoryUsage:             false,
 		CloseOnShutdown:               true,
+		// Bodies above MaxRequestBodySize reach the handler as a stream;
+		// only streaming routes accept them (serve refuses the rest).
+		StreamRequestBody: true,
 	}
 	return s, nil
 }

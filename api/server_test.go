@@ -47,7 +47,7 @@ func startTestNode(t testing.TB) *testNode {
 	}
 	tn := &testNode{clock: &fakeClock{}}
 	keyring := crypto.NewKeyring(root)
-	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }, OnRestore: keyring.Clear})
 	authKey, _ := root.Derive("cluster-auth")
 	tn.node, err = cluster.New(cluster.Config{NodeID: "n1", DataDir: filepath.Join(dir, "data"), RaftAddr: "127.0.0.1:0",
 		Bootstrap: true, AuthKey: authKey, Clock: tn.clock.Now, Lease: 200 * time.Millisecond}, tn.fsm)
@@ -59,7 +59,7 @@ func startTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.srv, err = New(Config{Clock: tn.clock.Now}, Deps{State: tn.fsm, Proposer: tn.node, Node: tn.node,
+	tn.srv, err = New(Config{Clock: tn.clock.Now, SpoolDir: dir}, Deps{State: tn.fsm, Snapshots: tn.fsm, Proposer: tn.node, Node: tn.node,
 		Authorizer: engine, Wrapper: root, Keyring: keyring})
 	if err != nil {
 		t.Fatal(err)

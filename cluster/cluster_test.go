@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -181,5 +182,43 @@ func TestNonVoterServesReadsAndCannotLead(t *testing.T) {
 	}
 	if err := nodes[0].TransferLeadership("replica"); err == nil {
 		t.Fatal("leadership transferred to a non-voter")
+	}
+}
+
+func TestRestoreThroughAFollowerReplacesTheStateOnEveryNode(t *testing.T) {
+	old := startCluster(t, 1)
+	for i := range 20 {
+		if _, err := old[0].Propose(context.Background(), account(fmt.Sprint("old-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var snap bytes.Buffer
+	if err := old[0].fsm.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	fresh := startCluster(t, 3)
+	if _, err := fresh[0].Propose(context.Background(), account("doomed")); err != nil {
+		t.Fatal(err)
+	}
+	var follower *testNode
+	for _, n := range fresh {
+		if n.Role() != "leader" {
+			follower = n
+		}
+	}
+	if err := follower.Restore(context.Background(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range fresh {
+		if !n.Ready() {
+			continue
+		}
+		st := n.fsm.State()
+		if _, ok := st.Account("old-19"); !ok {
+			t.Fatalf("%s serves without the restored state", n.ID())
+		}
+		if _, ok := st.Account("doomed"); ok {
+			t.Fatalf("%s still has state the restore replaced", n.ID())
+		}
 	}
 }

@@ -158,14 +158,19 @@ func (n *Node) watchLeadership() {
 
 // renewLeases keeps this node's lease fresh every D/4: a self-lease as the
 // leader, a lease from the leader otherwise.
+//
+// A node that is not serving (just started, or the term changed) asks every
+// D/40 instead, so it serves again within a round trip of a new leader.
 func (n *Node) renewLeases() {
-	t := time.NewTicker(time.Duration(n.leases.d / 4))
-	defer t.Stop()
 	for {
+		every := time.Duration(n.leases.d / 4)
+		if !n.Ready() {
+			every /= 10
+		}
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
+		case <-time.After(every):
 		}
 		if n.isLeader() {
 			if n.leases.caughtUp.Load() {

@@ -103,6 +103,11 @@ func (n *Node) handleJoin(a MemberArgs) error {
 // RemoveNode removes a node from the cluster. Its lease can no longer be
 // renewed, so it stops serving within the lease length.
 func (n *Node) RemoveNode(id string) error {
+	// Every node knows the configuration: check here, so the error keeps its
+	// identity instead of crossing RPC as text.
+	if !n.isMember(id) {
+		return fmt.Errorf("%w: %s", ErrUnknownMember, id)
+	}
 	return n.handleRemove(MemberArgs{NodeID: id})
 }
 
@@ -122,6 +127,9 @@ func (n *Node) handleRemove(a MemberArgs) error {
 // TransferLeadership asks the leader to hand over to node id (any suitable
 // voter when id is empty).
 func (n *Node) TransferLeadership(id string) error {
+	if id != "" && !n.isMember(id) {
+		return fmt.Errorf("%w: %s", ErrUnknownMember, id)
+	}
 	return n.handleTransfer(MemberArgs{NodeID: id})
 }
 

@@ -133,6 +133,7 @@ type Node struct {
 	mux       *mux
 	peers     *peers
 	leases    leases
+	uploads   uploads
 	leaderCh  chan bool // raft's NotifyCh
 
 	closing atomic.Bool
@@ -214,6 +215,12 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, transport: transport, mux: m,
 		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
 	n.leases.init(cfg)
+	n.uploads.files = map[string]*os.File{}
+	if old, _ := filepath.Glob(filepath.Join(cfg.DataDir, "restore-*.tmp")); len(old) > 0 {
+		for _, f := range old {
+			os.Remove(f) // uploads a crash interrupted
+		}
+	}
 	if !has && cfg.Bootstrap {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil {

@@ -66,6 +66,9 @@ func (s *rpcService) Applied(a AppliedArgs, _ *Empty) error        { s.n.handleA
 func (s *rpcService) Join(a MemberArgs, _ *Empty) error            { return s.n.handleJoin(a) }
 func (s *rpcService) Remove(a MemberArgs, _ *Empty) error          { return s.n.handleRemove(a) }
 func (s *rpcService) Transfer(a MemberArgs, _ *Empty) error        { return s.n.handleTransfer(a) }
+func (s *rpcService) RestoreChunk(a RestoreChunkArgs, _ *Empty) error {
+	return s.n.handleRestoreChunk(a)
+}
 
 func (n *Node) serveRPC() {
 	srv := rpc.NewServer()

@@ -117,3 +117,11 @@ func (k *Keyring) Len() int {
 	defer k.mu.RUnlock()
 	return len(k.m)
 }
+
+// Clear drops every cached version (after the whole state was replaced by a
+// restore).
+func (k *Keyring) Clear() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.m)
+}

@@ -216,7 +216,14 @@ func (c *CreateAccount) apply(t *txn) Result {
 	if _, ok := t.st.AccessKey(c.AccessKeyID); ok {
 		return fail(ErrAccessKeyExists)
 	}
-	a := &Account{ID: c.ID, Name: c.Name, Created: t.now}
+	if c.System {
+		sys := false
+		t.st.Accounts(func(a *Account) bool { sys = a.System; return !sys })
+		if sys {
+			return fail(ErrAccountExists) // there is one system account
+		}
+	}
+	a := &Account{ID: c.ID, Name: c.Name, Created: t.now, System: c.System}
 	t.st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
 	ak := &AccessKey{ID: c.AccessKeyID, Account: c.ID, Kind: PrincipalRoot, Active: true, Secret: c.Secret, Created: t.now}
 	t.st.accessKeys.ReplaceOrInsert(accessKeyItem{ak.ID, ak})

@@ -9,7 +9,7 @@ import (
 
 func sampleCommands() []Command {
 	return []Command{
-		&CreateAccount{ID: "1", Name: "root", AccessKeyID: "AK", Secret: []byte{1, 2}},
+		&CreateAccount{ID: "1", Name: "root", AccessKeyID: "AK", Secret: []byte{1, 2}, System: true},
 		&CreateKey{Account: "1", ID: "key-x", Description: "d", Spec: "Aliyun_AES_256", Usage: "ENCRYPT/DECRYPT",
 			Origin: "Aliyun_KMS", Protection: "SOFTWARE", CreatorType: "User", RotationInterval: 604800,
 			Tags: []Tag{{"env", "prod"}}, VersionID: "v", Material: []byte{9}},
@@ -25,6 +25,7 @@ func sampleCommands() []Command {
 		&DeleteAlias{Account: "1", Name: "alias/a"},
 		&RotateKey{Account: "1", KeyID: "key-x", VersionID: "v2", Material: []byte{3}, Reason: RotateScheduled},
 		&ReserveSeals{Account: "1", KeyID: "key-x", VersionID: "v2", Count: 1 << 20},
+		&Noop{},
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	CmdDeleteAlias           CmdType = 12
 	CmdRotateKey             CmdType = 13
 	CmdReserveSeals          CmdType = 14
+	CmdNoop                  CmdType = 15
 )
 
 // codecVersion is the first byte of every command. A node that reads
@@ -153,6 +154,8 @@ func newCommand(t CmdType) Command {
 		return &RotateKey{}
 	case CmdReserveSeals:
 		return &ReserveSeals{}
+	case CmdNoop:
+		return &Noop{}
 	}
 	return nil
 }
@@ -162,6 +165,9 @@ type CreateAccount struct {
 	ID, Name    string
 	AccessKeyID string
 	Secret      []byte // wrapped by the root key
+	// System marks the cluster's own account, the first one: its root
+	// principal administers the cluster (members, snapshots).
+	System bool
 }
 
 // Type implements Command.
@@ -171,9 +177,10 @@ func (c *CreateAccount) encodeBody(e *encoder) {
 	e.str(c.Name)
 	e.str(c.AccessKeyID)
 	e.bytes(c.Secret)
+	e.bool(c.System)
 }
 func (c *CreateAccount) decodeBody(d *decoder) {
-	c.ID, c.Name, c.AccessKeyID, c.Secret = d.str(), d.str(), d.str(), d.bytes()
+	c.ID, c.Name, c.AccessKeyID, c.Secret, c.System = d.str(), d.str(), d.str(), d.bytes(), d.bool()
 }
 
 // CreateKey creates a key with its first version.
@@ -446,3 +453,14 @@ func (c *ReserveSeals) encodeBody(e *encoder) {
 func (c *ReserveSeals) decodeBody(d *decoder) {
 	c.Account, c.KeyID, c.VersionID, c.Count = d.str(), d.str(), d.str(), d.uvarint()
 }
+
+// Noop changes nothing. A leader commits one to fence a point in the log:
+// once it is acknowledged, every node holding a lease has applied all
+// before it (used after a snapshot restore).
+type Noop struct{}
+
+// Type implements Command.
+func (*Noop) Type() CmdType       { return CmdNoop }
+func (*Noop) encodeBody(*encoder) {}
+func (*Noop) decodeBody(*decoder) {}
+func (*Noop) apply(*txn) Result   { return Result{} }

@@ -30,7 +30,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, f: New(Config{}), now: t0}
-	h.mustApply(&CreateAccount{ID: acct, Name: "root", AccessKeyID: "AK1", Secret: []byte("wrapped-secret-1")})
+	h.mustApply(&CreateAccount{ID: acct, Name: "root", AccessKeyID: "AK1", Secret: []byte("wrapped-secret-1"), System: true})
 	h.mustApply(&CreateAccount{ID: other, Name: "other", AccessKeyID: "AK2", Secret: []byte("wrapped-secret-2")})
 	return h
 }
@@ -451,5 +451,15 @@ func BenchmarkApplyCreateKey(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		h.now += int64(time.Millisecond) // 1000 commands/s: the window holds 120k ids
 		h.mustApply(&CreateKey{Account: acct, ID: fmt.Sprint("key-", i), VersionID: fmt.Sprint("v-", i), Material: []byte("m")})
+	}
+}
+
+func TestThereIsOneSystemAccount(t *testing.T) {
+	h := newHarness(t) // made acct the system account
+	if a, _ := h.f.State().Account(acct); !a.System {
+		t.Fatal("the first account is not the system account")
+	}
+	if r := h.apply(&CreateAccount{ID: "777", AccessKeyID: "AK7", Secret: []byte{1}, System: true}); !errors.Is(r.Err, ErrAccountExists) {
+		t.Fatalf("a second system account: err = %v, want ErrAccountExists", r.Err)
 	}
 }

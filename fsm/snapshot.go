@@ -58,6 +58,16 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 // Release implements raft.FSMSnapshot.
 func (s *snapshot) Release() {}
 
+// WriteSnapshot writes a snapshot of the current state to w, in the format
+// Restore reads. (It is what `kmsctl cluster snapshot save` downloads.)
+func (f *FSM) WriteSnapshot(w io.Writer) error {
+	s, err := f.Snapshot()
+	if err != nil {
+		return err
+	}
+	return s.(*snapshot).write(w)
+}
+
 // write writes the snapshot to w.
 func (s *snapshot) write(w io.Writer) error {
 	h := sha256.New()
@@ -74,7 +84,7 @@ func (s *snapshot) write(w io.Writer) error {
 	sw.begin(st.accounts.Len())
 	st.accounts.Ascend(func(it accountItem) bool {
 		a := it.a
-		return sw.record(func(e *encoder) { e.str(a.ID); e.str(a.Name); e.varint(a.Created) })
+		return sw.record(func(e *encoder) { e.str(a.ID); e.str(a.Name); e.varint(a.Created); e.bool(a.System) })
 	})
 	sw.begin(st.accessKeys.Len())
 	st.accessKeys.Ascend(func(it accessKeyItem) bool {
@@ -294,7 +304,7 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	dd := newDedup()
 	sr.records("meta", func(d *decoder) { st.index, st.now = d.uvarint(), d.varint() })
 	sr.records("account", func(d *decoder) {
-		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint()}
+		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint(), System: d.bool()}
 		st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
 	})
 	sr.records("access key", func(d *decoder) {

@@ -103,6 +103,7 @@ type Account struct {
 	ID      string
 	Name    string
 	Created int64
+	System  bool // the cluster's own account (see CreateAccount)
 }
 
 // PrincipalKind says who holds an AccessKey.

@@ -29,6 +29,7 @@ type Principal struct {
 	Name        string `json:"name,omitempty"`
 	AccessKeyID string `json:"access_key_id"`
 	ProductCode string `json:"product_code,omitempty"`
+	System      bool   `json:"system"` // the principal belongs to the system account
 }
 
 // Resource is input.resource: the key a request acts on.

@@ -32,6 +32,9 @@ func TestBuiltinDecisions(t *testing.T) {
 		{"root acts on its account", Input{Action: "kms:CreateKey", Principal: root}, true, nil},
 		{"root of another account", Input{Action: "kms:Decrypt", Principal: root, Resource: keyIn("222")}, false,
 			[]string{"no policy allows kms:Decrypt for a root principal", "the resource belongs to another account"}},
+		{"system root administers the cluster", Input{Action: "cluster:RemoveClusterNode", Principal: Principal{Account: "111", Type: "root", AccessKeyID: "AK1", System: true}}, true, nil},
+		{"another account's root cannot", Input{Action: "cluster:SaveClusterSnapshot", Principal: root}, false,
+			[]string{"cluster administration is reserved to the system account's root", "no policy allows cluster:SaveClusterSnapshot for a root principal"}},
 		{"user without policies", Input{Action: "kms:Encrypt", Principal: Principal{Account: "111", Type: "user", Name: "alice", AccessKeyID: "AK2"}, Resource: keyIn("111")}, false,
 			[]string{"no policy allows kms:Encrypt for a user principal"}},
 	}

@@ -2,9 +2,15 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"sort"
@@ -57,13 +63,31 @@ type Config struct {
 	// Clock dates the signatures; default time.Now. (Tests that move a
 	// server's clock move the client's with it.)
 	Clock func() time.Time
+	// TLS configures https endpoints (CAs to trust); nil uses the system's.
+	TLS *tls.Config
+}
+
+// LoadCA returns a TLS configuration that trusts the CA certificates in a
+// PEM file (for a cluster with its own CA, like the one kmsd dev-certs makes).
+func LoadCA(path string) (*tls.Config, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("client: %s holds no PEM certificate", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Client calls one raftkms endpoint. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	host string
-	hc   *fasthttp.HostClient
+	cfg     Config
+	host    string
+	scheme  string
+	hc      *fasthttp.HostClient
+	streams *fasthttp.HostClient // for Download and Upload: no read timeout per byte
 }
 
 // New returns a Client.
@@ -84,16 +108,26 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("client: endpoint %q is not a URL like http://127.0.0.1:8080", cfg.Endpoint)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("client: endpoint scheme %q is not supported (use http)", u.Scheme)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("client: endpoint scheme %q is not supported (use http or https)", u.Scheme)
 	}
 	if cfg.Credentials.AccessKeyID == "" || cfg.Credentials.AccessKeySecret == "" {
 		return nil, errors.New("client: credentials are required")
 	}
-	return &Client{cfg: cfg, host: u.Host, hc: &fasthttp.HostClient{
-		Addr: u.Host, MaxConns: cfg.MaxConns, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
-		MaxIdleConnDuration: 30 * time.Second, NoDefaultUserAgentHeader: true,
-	}}, nil
+	tlsCfg := cfg.TLS
+	if u.Scheme == "https" && tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	hc := func(timeout time.Duration, maxConns int) *fasthttp.HostClient {
+		return &fasthttp.HostClient{Addr: addr, IsTLS: u.Scheme == "https", TLSConfig: tlsCfg, MaxConns: maxConns,
+			ReadTimeout: timeout, WriteTimeout: timeout, MaxIdleConnDuration: 30 * time.Second,
+			NoDefaultUserAgentHeader: true, StreamResponseBody: timeout == 0}
+	}
+	return &Client{cfg: cfg, host: u.Host, scheme: u.Scheme, hc: hc(cfg.Timeout, cfg.MaxConns), streams: hc(0, 2)}, nil
 }
 
 // Endpoint returns the endpoint the client calls.
@@ -127,6 +161,23 @@ func (c *Client) Call(ctx context.Context, action string, params map[string]stri
 // CallVersion is Call for an action of another API version (raftkms's own
 // cluster, identity and trail actions).
 func (c *Client) CallVersion(ctx context.Context, version, action string, params map[string]string) ([]byte, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	c.prepare(req, version, action, params, "")
+	if err := c.hc.DoDeadline(req, resp, c.deadline(ctx)); err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", action, c.cfg.Endpoint, err)
+	}
+	body := append([]byte(nil), resp.Body()...)
+	if code := resp.StatusCode(); code < 200 || code > 299 {
+		return nil, decodeError(code, body)
+	}
+	return body, nil
+}
+
+// prepare builds a signed POST with params in the query string. bodyHash
+// is the hex SHA-256 of a body the caller streams ("" for no body).
+func (c *Client) prepare(req *fasthttp.Request, version, action string, params map[string]string, bodyHash string) {
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
@@ -136,25 +187,65 @@ func (c *Client) CallVersion(ctx context.Context, version, action string, params
 	for _, k := range keys {
 		query = append(query, sign.KV{Key: []byte(k), Value: []byte(params[k])})
 	}
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod("POST")
 	req.SetRequestURIBytes(sign.AppendQuery([]byte("/?"), query))
 	req.SetHost(c.host)
+	req.URI().SetScheme(c.scheme)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "raftkms-go-client")
 	for _, h := range sign.SignV3(c.cfg.Credentials.AccessKeyID, c.cfg.Credentials.AccessKeySecret, sign.V3Request{
-		Method: "POST", Host: c.host, Action: action, Version: version, Query: query, Date: c.cfg.Clock(),
+		Method: "POST", Host: c.host, Action: action, Version: version, Query: query, Date: c.cfg.Clock(), BodySHA256: bodyHash,
 	}) {
 		req.Header.SetBytesKV(h.Key, h.Value)
 	}
+}
+
+func (c *Client) deadline(ctx context.Context) time.Time {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
+	return deadline
+}
+
+// Download calls an action whose reply is a byte stream (a snapshot) and
+// copies it to w.
+func (c *Client) Download(ctx context.Context, version, action string, params map[string]string, w io.Writer) error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	c.prepare(req, version, action, params, "")
+	resp.StreamBody = true
+	if err := c.streams.DoDeadline(req, resp, c.deadline(ctx)); err != nil {
+		return fmt.Errorf("client: %s %s: %w", action, c.cfg.Endpoint, err)
+	}
+	defer resp.CloseBodyStream()
+	if code := resp.StatusCode(); code < 200 || code > 299 {
+		body, _ := io.ReadAll(io.LimitReader(resp.BodyStream(), 1<<20))
+		return decodeError(code, body)
+	}
+	_, err := io.Copy(w, resp.BodyStream())
+	return err
+}
+
+// Upload calls an action with a body streamed from r (size bytes; a
+// snapshot). r is read twice: once to hash it for the signature, once to send.
+func (c *Client) Upload(ctx context.Context, version, action string, params map[string]string, r io.ReadSeeker) ([]byte, error) {
+	h := sha256.New()
+	size, err := io.Copy(h, r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	c.prepare(req, version, action, params, hex.EncodeToString(h.Sum(nil)))
+	req.Header.SetContentType("application/octet-stream")
+	req.SetBodyStream(r, int(size))
+	if err := c.streams.DoDeadline(req, resp, c.deadline(ctx)); err != nil {
 		return nil, fmt.Errorf("client: %s %s: %w", action, c.cfg.Endpoint, err)
 	}
 	body := append([]byte(nil), resp.Body()...)

@@ -230,6 +230,7 @@ type V3Request struct {
 	Action, Version    string
 	Query              []KV      // API parameters (decoded), sent in the query string
 	Body               []byte    // may be nil
+	BodySHA256         string    // hex SHA-256 of a body sent as a stream; when set, Body is not hashed
 	Date               time.Time // zero means time.Now()
 	Nonce              string    // "" means 32 random hex digits
 	SecurityToken      string    // optional; adds x-acs-security-token (and x-acs-accesskey-id, as the SDK does)
@@ -263,8 +264,11 @@ func SignV3(accessKeyID, secret string, r V3Request) []KV {
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
 		nonce = hex.EncodeToString(b[:])
 	}
-	sum := sha256.Sum256(r.Body)
-	bodyHash := hex.EncodeToString(sum[:])
+	bodyHash := r.BodySHA256
+	if bodyHash == "" {
+		sum := sha256.Sum256(r.Body)
+		bodyHash = hex.EncodeToString(sum[:])
+	}
 
 	// Sorted by name, as getCanonicalHeaders sorts them.
 	hdrs := make([]KV, 0, 8)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -59,5 +60,22 @@ func TestUsageErrorsExitTwoWithoutCallingTheServer(t *testing.T) {
 		if code := run(context.Background(), append([]string{"--endpoint", "http://127.0.0.1:1"}, args...), &out, &errb); code != exitUsage {
 			t.Errorf("kmsctl %s: exit %d (%s), want %d", strings.Join(args, " "), code, errb.String(), exitUsage)
 		}
+	}
+}
+
+// TestEveryOwnActionIsReachable: each raftkms action has a kmsctl command
+// that names it (cluster.go).
+func TestEveryOwnActionIsReachable(t *testing.T) {
+	src, err := os.ReadFile("cluster.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range api.Actions(api.OwnVersion) {
+		if !strings.Contains(string(src), `"`+name+`"`) {
+			t.Errorf("the server serves %s but no kmsctl command calls it", name)
+		}
+	}
+	if ownVersion != api.OwnVersion {
+		t.Fatalf("kmsctl calls version %s, the server serves %s", ownVersion, api.OwnVersion)
 	}
 }

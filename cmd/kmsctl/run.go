@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +28,12 @@ const defaultCredentials = "data/root-credentials.json"
 type globals struct {
 	endpoint    string
 	credentials string
+	caFile      string
 	timeout     time.Duration
 }
+
+// longTimeout bounds transfers of whole snapshots.
+func (g *globals) longTimeout() time.Duration { return max(g.timeout, 30*time.Minute) }
 
 // run is kmsctl; it returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,9 +56,11 @@ prints the Alibaba error code on stderr and exits 1.`,
 	root.PersistentFlags().StringVar(&g.endpoint, "endpoint", envOr("KMSCTL_ENDPOINT", "http://127.0.0.1:8080"), "API endpoint (env KMSCTL_ENDPOINT)")
 	root.PersistentFlags().StringVar(&g.credentials, "credentials", "", "credentials file: {\"AccessKeyId\":…,\"AccessKeySecret\":…}")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 30*time.Second, "request timeout")
+	root.PersistentFlags().StringVar(&g.caFile, "ca-file", os.Getenv("KMSCTL_CA_FILE"), "PEM CA certificates to trust for an https endpoint (env KMSCTL_CA_FILE)")
 	for _, a := range actions {
 		root.AddCommand(actionCommand(a, &g))
 	}
+	root.AddCommand(clusterCommand(&g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -125,14 +130,7 @@ func actionCommand(a action, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out bytes.Buffer
-			if err := json.Indent(&out, body, "", "  "); err != nil {
-				out.Reset()
-				out.Write(body)
-			}
-			out.WriteByte('\n')
-			_, err = cmd.OutOrStdout().Write(out.Bytes())
-			return err
+			return printJSON(cmd, body)
 		},
 	}
 	for _, p := range a.params {
@@ -158,7 +156,13 @@ func newClient(g *globals) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Config{Endpoint: g.endpoint, Credentials: creds, Timeout: g.timeout})
+	cfg := client.Config{Endpoint: g.endpoint, Credentials: creds, Timeout: g.timeout}
+	if g.caFile != "" {
+		if cfg.TLS, err = client.LoadCA(g.caFile); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(cfg)
 }
 
 func credentials(path string) (client.Credentials, error) {

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return err
 	}
 	keyring := crypto.NewKeyring(root)
-	machine := fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }})
+	machine := fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }, OnRestore: keyring.Clear})
 	authKey, err := root.Derive("cluster-auth")
 	if err != nil {
 		return err
@@ -121,8 +121,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	}
 	srv, err := api.New(api.Config{
 		Region: cfg.Region, TimestampWindow: cfg.API.TimestampWindow, NonceMemory: cfg.API.NonceMemory,
-		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log,
-	}, api.Deps{State: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root, Keyring: keyring})
+		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log, SpoolDir: dir,
+	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root, Keyring: keyring})
 	if err != nil {
 		return err
 	}
