@@ -110,7 +110,11 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 	// reads it, never buffered here.
 	payloadHash := hdr.Peek("x-acs-content-sha256")
 	if !c.largeBody() {
-		sum := sha256.Sum256(c.ctx.Request.Body())
+		body, err := c.smallBody()
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
 		var want [2 * sha256.Size]byte
 		hex.Encode(want[:], sum[:])
 		if !bytes.Equal(payloadHash, want[:]) {

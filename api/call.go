@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,6 +38,10 @@ type call struct {
 	reqID     string // requestID as text (views reqIDText), the RequestId of the response
 	version   string // views the request
 	v3        bool   // signed with V3, which covers the body
+	proposed  bool   // the request proposed a state change
+	bodyRead  bool
+	bodyBuf   []byte
+	form      fasthttp.Args
 	action    string // views the request
 	params    []sign.KV
 	principal principal
@@ -104,12 +109,15 @@ func putCall(c *call) {
 	clear(c.out[:cap(c.out)]) // it may have held a data key or a plaintext
 	c.cipherReply, c.dataKeyReply, c.decryptReply = cipherReply{}, dataKeyReply{}, decryptReply{}
 	c.principal = principal{}
-	c.version, c.action = "", ""
+	c.version, c.action, c.proposed, c.bodyRead = "", "", false, false
+	c.bodyBuf = c.bodyBuf[:0]
+	c.form.Reset()
 	callPool.Put(c)
 }
 
 // rpc serves one KMS API request.
 func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	c := getCall(s, ctx, s.cfg.Clock())
 	defer putCall(c)
 	defer func() {
@@ -121,10 +129,12 @@ func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
 	}()
 	resp, err := s.serve(c)
 	if err != nil {
-		s.writeError(c, err)
+		we := s.writeError(c, err)
+		s.metrics.observe(c, we.Code, time.Since(start))
 		return
 	}
 	s.writeJSON(c, resp)
+	s.metrics.observe(c, "", time.Since(start))
 }
 
 func (s *Server) serve(c *call) (any, error) {
@@ -186,9 +196,34 @@ func (c *call) collectParams() error {
 	c.ctx.QueryArgs().VisitAll(add)
 	if c.ctx.IsPost() && !c.largeBody() &&
 		bytes.HasPrefix(c.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
-		c.ctx.PostArgs().VisitAll(add)
+		body, rerr := c.smallBody()
+		if rerr != nil {
+			return rerr
+		}
+		c.form.ParseBytes(body)
+		c.form.VisitAll(add)
 	}
 	return err
+}
+
+// smallBody returns a body within the request limit, read once from the
+// stream (the server runs with StreamRequestBody, and Request.Body would
+// read any stream whole).
+func (c *call) smallBody() ([]byte, error) {
+	if c.bodyRead {
+		return c.bodyBuf, nil
+	}
+	c.bodyRead = true
+	n := c.ctx.Request.Header.ContentLength()
+	if n <= 0 {
+		c.bodyBuf = c.bodyBuf[:0]
+		return c.bodyBuf, nil
+	}
+	c.bodyBuf = slices.Grow(c.bodyBuf[:0], n)[:n]
+	if _, err := io.ReadFull(c.ctx.RequestBodyStream(), c.bodyBuf); err != nil {
+		return nil, fmt.Errorf("api: reading the request body: %w", err)
+	}
+	return c.bodyBuf, nil
 }
 
 // validParamName accepts the names the API uses (Action, KeyId, Tag.1.Key,
@@ -214,12 +249,13 @@ func (c *call) largeBody() bool {
 	return n > c.s.cfg.MaxRequestBytes || n == -1
 }
 
-// body returns the request body, buffered or streamed.
+// body returns the request body as a stream (for handlers that take large
+// bodies); a small body already read is replayed.
 func (c *call) body() io.Reader {
-	if c.largeBody() {
-		return c.ctx.RequestBodyStream()
+	if c.bodyRead {
+		return bytes.NewReader(c.bodyBuf)
 	}
-	return bytes.NewReader(c.ctx.Request.Body())
+	return c.ctx.RequestBodyStream()
 }
 
 // param returns a parameter's value and whether it was given.
@@ -353,7 +389,7 @@ type errorBody struct {
 	HTTPStatus int    `json:"HttpStatus"`
 }
 
-func (s *Server) writeError(c *call, err error) {
+func (s *Server) writeError(c *call, err error) wireError {
 	we, ok := toWire(err)
 	if !ok {
 		s.log.Error("internal error", "request_id", c.reqID, "action", c.action, "err", err)
@@ -363,4 +399,5 @@ func (s *Server) writeError(c *call, err error) {
 	s.setHeaders(c)
 	c.ctx.SetStatusCode(we.Status)
 	c.ctx.Write(b)
+	return we
 }

@@ -141,6 +141,8 @@ func (c *call) BuildInput(in *policy.Input) {
 // cannot change state twice). An error of the command itself is returned
 // as the error.
 func (s *Server) propose(c *call, cmd fsm.Command) (*fsm.Key, error) {
+	c.proposed = true
+	s.metrics.writes.Inc()
 	h := fsm.Header{RequestID: c.requestID, NonceFP: s.nonceFingerprint(c), NonceMinute: c.signedAt.Unix() / 60}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()

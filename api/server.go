@@ -139,6 +139,7 @@ type Server struct {
 	replay   *replay.Filter
 	secrets  *secretCache
 	nonceKey []byte // keys the replicated nonce fingerprints
+	metrics  *metrics
 	http     *fasthttp.Server
 }
 
@@ -157,7 +158,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
-		secrets: newSecretCache(deps.Wrapper, deps.State)}
+		secrets: newSecretCache(deps.Wrapper, deps.State), metrics: newMetrics(deps.Node)}
 	s.http = &fasthttp.Server{
 		Handler:                       s.Handle,
 		Name:                          "raftkms",
@@ -202,6 +203,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 			ctx.WriteString("not ready\n")
 		}
+	case "/metrics":
+		s.metrics.handler(ctx)
 	case "/status":
 		b, _ := json.Marshal(s.deps.Node.Status())
 		ctx.SetContentType("application/json")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,5 +166,37 @@ func TestOperationalEndpoints(t *testing.T) {
 	}
 	if st, _ := get("/nope"); st != 404 {
 		t.Fatalf("/nope = %d, want 404", st)
+	}
+}
+
+func TestMetricsCountRequestsByActionAndCode(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	for range 3 {
+		if _, err := tn.cli.GenerateDataKey(context.Background(), id, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn.wantCode(t, "Decrypt", map[string]string{"CiphertextBlob": "eA=="}, 400, "InvalidParameter")
+	tn.wantCode(t, "NoSuchAction", nil, 404, "InvalidAction.NotFound")
+	st, body, err := fasthttp.Get(nil, tn.url+"/metrics")
+	if err != nil || st != 200 {
+		t.Fatalf("/metrics = %d, %v", st, err)
+	}
+	for _, want := range []string{
+		`raftkms_requests_total{action="GenerateDataKey",code="OK"} 3`,
+		`raftkms_requests_total{action="CreateKey",code="OK"} 1`,
+		`raftkms_requests_total{action="Decrypt",code="InvalidParameter"} 1`,
+		`raftkms_requests_total{action="unknown",code="InvalidAction.NotFound"} 1`,
+		`raftkms_request_duration_seconds_count{action="GenerateDataKey"} 3`,
+		`raftkms_requests_local_total 3`,
+		`raftkms_writes_total 1`,
+		`raftkms_raft_leader 1`,
+		`raftkms_ready 1`,
+		`raftkms_lease_held 1`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -136,9 +136,10 @@ type Node struct {
 	uploads   uploads
 	leaderCh  chan bool // raft's NotifyCh
 
-	closing atomic.Bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	forwarded atomic.Uint64 // writes sent to the leader
+	closing   atomic.Bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New opens (or creates) the node's Raft state in cfg.DataDir and starts
@@ -353,6 +354,7 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (ForwardReply, error) {
 		return ForwardReply{}, ErrNotLeader
 	}
 	var reply ForwardReply
+	n.forwarded.Add(1)
 	if err := n.peers.call(ctx, string(addr), "Forward", ForwardArgs{Cmd: cmd}, &reply); err != nil {
 		if errors.Is(err, errRemote) {
 			return ForwardReply{}, err

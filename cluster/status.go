@@ -17,6 +17,8 @@ type Status struct {
 	LastIndex    uint64      `json:"last_log_index"`
 	FSMIndex     uint64      `json:"fsm_index"`
 	Lease        LeaseStatus `json:"lease"`
+	// ForwardedWrites counts the writes this node sent to the leader.
+	ForwardedWrites uint64 `json:"forwarded_writes"`
 }
 
 // Status returns the node's current status.
@@ -35,7 +37,7 @@ func (n *Node) Status() Status {
 		Leader: string(id), LeaderAddr: string(addr),
 		Term: n.raft.CurrentTerm(), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex(),
-		FSMIndex: n.fsm.State().Index(), Lease: n.leaseStatus(),
+		FSMIndex: n.fsm.State().Index(), Lease: n.leaseStatus(), ForwardedWrites: n.forwarded.Load(),
 	}
 }
 

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,21 @@ func TestClusterKeyCreatedOnOneNodeIsUsableOnTheOthersAtOnce(t *testing.T) {
 			if err != nil || p.Plaintext != dk.Plaintext {
 				t.Fatalf("Decrypt on a third node = %v, %v", p, err)
 			}
+		}
+	}
+	// Every node exports its Raft and lease state and its request counts;
+	// the followers forwarded their CreateKey to the leader.
+	leader := c.leader(5 * time.Second)
+	for _, k := range c.nodes {
+		m := k.metrics()
+		for _, want := range []string{"raftkms_ready 1", "raftkms_lease_held 1", `raftkms_requests_total{action="GenerateDataKey",code="OK"}`} {
+			if !strings.Contains(m, want) {
+				t.Fatalf("%s /metrics lacks %q", k.id, want)
+			}
+		}
+		forwarded := metricValue(m, "raftkms_writes_forwarded_total")
+		if k == leader && forwarded != 0 || k != leader && forwarded < 1 {
+			t.Fatalf("%s (leader %v) forwarded %v writes", k.id, k == leader, forwarded)
 		}
 	}
 }

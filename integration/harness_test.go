@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -263,4 +265,30 @@ func flipByte(t testing.TB, path string, i int) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// metrics scrapes the node's /metrics.
+func (k *kmsd) metrics() string {
+	k.t.Helper()
+	resp, err := http.Get(k.url() + "/metrics")
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		k.t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	return string(b)
+}
+
+// metricValue returns the value of an unlabelled metric in a scrape.
+func metricValue(scrape, name string) float64 {
+	for _, line := range strings.Split(scrape, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
 }
