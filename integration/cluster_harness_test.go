@@ -25,14 +25,19 @@ type testCluster struct {
 func nodeIP(i int) string { return fmt.Sprintf("127.0.0.%d", 10+i) }
 
 func startCluster(t *testing.T, n int, extra ...string) *testCluster {
+	return startClusterWith(t, n, func(int) []string { return extra })
+}
+
+// startClusterWith starts n nodes; node i (from 1) gets the flags extra(i).
+func startClusterWith(t *testing.T, n int, extra func(i int) []string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
-	first := startNode(t, "node1", nodeIP(1), filepath.Join(t.TempDir(), "node1"), extra...)
+	first := startNode(t, "node1", nodeIP(1), filepath.Join(t.TempDir(), "node1"), extra(1)...)
 	c.nodes = append(c.nodes, first)
 	c.creds = first.credentials()
 	for i := 2; i <= n; i++ {
 		c.nodes = append(c.nodes, newNode(t, fmt.Sprint("node", i), nodeIP(i), filepath.Join(t.TempDir(), fmt.Sprint("node", i)),
-			append([]string{"--join", first.url(), "--root-key-file", filepath.Join(first.dir, "root.key")}, extra...)...))
+			append([]string{"--join", first.url(), "--root-key-file", filepath.Join(first.dir, "root.key")}, extra(i)...)...))
 	}
 	for _, k := range c.nodes[1:] {
 		k.launch()
@@ -46,11 +51,7 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 // client returns a Go client for node k with the root credentials.
 func (c *testCluster) client(k *kmsd) *client.Client {
 	c.t.Helper()
-	cl, err := client.New(client.Config{Endpoint: k.url(), Credentials: c.creds, Timeout: 15 * time.Second})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return cl
+	return k.clientWith(c.creds)
 }
 
 // leader returns the node that leads, waiting up to d for one.

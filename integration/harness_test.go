@@ -130,7 +130,40 @@ func (k *kmsd) launch() {
 	go func() { k.exitErr = k.cmd.Wait(); close(k.exited) }()
 }
 
-func (k *kmsd) url() string { return "http://" + k.api }
+func (k *kmsd) url() string { return k.scheme() + "://" + k.api }
+
+// scheme is https when the node serves its API over TLS.
+func (k *kmsd) scheme() string {
+	for _, a := range k.args {
+		if a == "--api-tls-cert" {
+			return "https"
+		}
+	}
+	return "http"
+}
+
+// caFile is the CA file given to the node (for clients of an https API).
+func (k *kmsd) caFile() string {
+	for i, a := range k.args {
+		if a == "--tls-ca" && i+1 < len(k.args) {
+			return k.args[i+1]
+		}
+	}
+	return ""
+}
+
+// httpClient reaches the node's operational endpoints.
+func (k *kmsd) httpClient() *http.Client {
+	c := &http.Client{Timeout: 5 * time.Second}
+	if ca := k.caFile(); ca != "" {
+		cfg, err := client.LoadCA(ca)
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		c.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	return c
+}
 
 // waitReady polls /readyz until it answers 200, the process exits, or the
 // deadline passes.
@@ -143,7 +176,7 @@ func (k *kmsd) waitReady(within time.Duration) {
 			k.t.Fatalf("kmsd exited before it was ready: %v\nstderr:\n%s", k.exitErr, k.stderr)
 		default:
 		}
-		resp, err := http.Get(k.url() + "/readyz")
+		resp, err := k.httpClient().Get(k.url() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -195,8 +228,7 @@ func (k *kmsd) status() (st struct {
 	Term   uint64 `json:"term"`
 	FSM    uint64 `json:"fsm_index"`
 }, ok bool) {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get(k.url() + "/status")
+	resp, err := k.httpClient().Get(k.url() + "/status")
 	if err != nil {
 		return st, false
 	}
@@ -217,7 +249,20 @@ func (k *kmsd) credentials() client.Credentials {
 
 func (k *kmsd) client() *client.Client {
 	k.t.Helper()
-	c, err := client.New(client.Config{Endpoint: k.url(), Credentials: k.credentials()})
+	return k.clientWith(k.credentials())
+}
+
+// clientWith returns a Go client for the node with the given credentials.
+func (k *kmsd) clientWith(creds client.Credentials) *client.Client {
+	k.t.Helper()
+	cfg := client.Config{Endpoint: k.url(), Credentials: creds, Timeout: 15 * time.Second}
+	if ca := k.caFile(); ca != "" && k.scheme() == "https" {
+		var err error
+		if cfg.TLS, err = client.LoadCA(ca); err != nil {
+			k.t.Fatal(err)
+		}
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		k.t.Fatal(err)
 	}
@@ -230,7 +275,11 @@ func (k *kmsd) kmsctl(env []string, args ...string) (string, string, int) {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kmsctl"), append([]string{"--endpoint", k.url()}, args...)...)
+	base := []string{"--endpoint", k.url()}
+	if ca := k.caFile(); ca != "" && k.scheme() == "https" {
+		base = append(base, "--ca-file", ca)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kmsctl"), append(base, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -270,7 +319,7 @@ func flipByte(t testing.TB, path string, i int) {
 // metrics scrapes the node's /metrics.
 func (k *kmsd) metrics() string {
 	k.t.Helper()
-	resp, err := http.Get(k.url() + "/metrics")
+	resp, err := k.httpClient().Get(k.url() + "/metrics")
 	if err != nil {
 		k.t.Fatal(err)
 	}

@@ -27,8 +27,15 @@ type config struct {
 		Lease      time.Duration `yaml:"lease"`       // follower lease length (D)
 		ClockDrift float64       `yaml:"clock_drift"` // bound on clock-rate error between nodes (ε)
 	} `yaml:"cluster"`
+	TLS struct {
+		Cert string `yaml:"cert"` // this node's certificate for mutual TLS between nodes
+		Key  string `yaml:"key"`
+		CA   string `yaml:"ca"` // CA certificates that sign the nodes' certificates
+	} `yaml:"tls"`
 	Region string `yaml:"region"`
 	API    struct {
+		TLSCert         string        `yaml:"tls_cert"` // serve the API over TLS
+		TLSKey          string        `yaml:"tls_key"`
 		TimestampWindow time.Duration `yaml:"timestamp_window"`
 		NonceMemory     int64         `yaml:"nonce_memory_bytes"`
 		WriteTimeout    time.Duration `yaml:"write_timeout"`

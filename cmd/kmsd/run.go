@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,9 @@ const rootKeyEnv = "RAFTKMS_ROOT_KEY"
 // run is kmsd: it returns when ctx ends (SIGINT/SIGTERM) after a clean
 // shutdown, or with the error that stopped it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dev-certs" {
+		return devCerts(args[1:], stdout, stderr)
+	}
 	fl := flag.NewFlagSet("kmsd", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, usage); fl.PrintDefaults() }
@@ -43,6 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rootKeyFile = fl.String("root-key-file", "", "root key file: 32 raw bytes, mode 0600 (default DATA-DIR/root.key)")
 		join        = fl.String("join", "", "join the cluster of this node's API URL (e.g. http://10.0.0.1:8080) instead of starting a new one")
 		nonVoter    = fl.Bool("non-voter", false, "with --join: join as a non-voting read replica")
+		tlsCert     = fl.String("tls-cert", "", "this node's certificate (PEM) for mutual TLS between nodes")
+		tlsKey      = fl.String("tls-key", "", "its private key (PEM)")
+		tlsCA       = fl.String("tls-ca", "", "the CA certificates (PEM) that sign every node's certificate")
+		apiCert     = fl.String("api-tls-cert", "", "certificate (PEM) to serve the API over TLS")
+		apiKey      = fl.String("api-tls-key", "", "its private key (PEM)")
 	)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,6 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	override(&cfg.Node.RaftAddr, *raftAddr)
 	override(&cfg.Node.RootKeyFile, *rootKeyFile)
 	override(&cfg.Node.Join, *join)
+	override(&cfg.TLS.Cert, *tlsCert)
+	override(&cfg.TLS.Key, *tlsKey)
+	override(&cfg.TLS.CA, *tlsCA)
+	override(&cfg.API.TLSCert, *apiCert)
+	override(&cfg.API.TLSKey, *apiKey)
 	if *nonVoter {
 		cfg.Node.NonVoter = true
 	}
@@ -104,8 +118,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return err
 	}
 	joining := cfg.Node.Join != "" && !hasRaftState(dir)
+	tlsServer, tlsClient, err := clusterTLS(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
+	if err != nil {
+		return err
+	}
+	if tlsServer == nil {
+		log.Warn("traffic between nodes is not encrypted (it is still authenticated by the root key): give --tls-cert, --tls-key and --tls-ca outside a trusted network")
+	}
+	apiTLSConfig, err := apiTLS(cfg.API.TLSCert, cfg.API.TLSKey)
+	if err != nil {
+		return err
+	}
 	node, err := cluster.New(cluster.Config{
 		NodeID: cfg.Node.ID, DataDir: dir, RaftAddr: cfg.Node.RaftAddr, Bootstrap: cfg.Node.Join == "", AuthKey: authKey,
+		TLSServer: tlsServer, TLSClient: tlsClient,
 		Lease: cfg.Cluster.Lease, ClockDrift: cfg.Cluster.ClockDrift,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
@@ -127,7 +153,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return err
 	}
 	if joining {
-		if err := joinCluster(ctx, node, cfg, log); err != nil {
+		if err := joinCluster(ctx, node, cfg, tlsClient, log); err != nil {
 			return err
 		}
 	}
@@ -155,14 +181,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", cfg.Node.APIAddr, err)
 	}
+	scheme := "http"
+	if apiTLSConfig != nil {
+		ln, scheme = tls.NewListener(ln, apiTLSConfig), "https"
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	maintCtx, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
 	go srv.RunMaintenance(maintCtx, cfg.Maintenance.Interval)
-	log.Info("serving", "api", "http://"+ln.Addr().String(), "raft", cfg.Node.RaftAddr, "data_dir", dir)
+	log.Info("serving", "api", scheme+"://"+ln.Addr().String(), "raft", cfg.Node.RaftAddr, "data_dir", dir, "cluster_tls", tlsServer != nil)
 	if cfg.Node.Join == "" {
-		printBanner(stdout, ln.Addr().String(), credsPath)
+		printBanner(stdout, scheme+"://"+ln.Addr().String(), credsPath)
 	}
 
 	select {
@@ -216,13 +246,13 @@ func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
 
 // joinCluster asks the node at cfg.Node.Join (an API URL) for its cluster
 // address and joins through it.
-func joinCluster(ctx context.Context, node *cluster.Node, cfg config, log *slog.Logger) error {
+func joinCluster(ctx context.Context, node *cluster.Node, cfg config, tlsClient *tls.Config, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var st cluster.Status
 	for {
 		var err error
-		if st, err = fetchStatus(ctx, cfg.Node.Join); err == nil {
+		if st, err = fetchStatus(ctx, cfg.Node.Join, tlsClient); err == nil {
 			break
 		}
 		log.Warn("cannot reach the node to join; retrying", "url", cfg.Node.Join, "err", err)
@@ -236,13 +266,19 @@ func joinCluster(ctx context.Context, node *cluster.Node, cfg config, log *slog.
 	return node.Join(ctx, st.RaftAddr, !cfg.Node.NonVoter)
 }
 
-func fetchStatus(ctx context.Context, apiURL string) (cluster.Status, error) {
+// fetchStatus reads a member's /status. An https URL is checked against
+// the cluster CA when TLS between nodes is on, else the system's CAs.
+func fetchStatus(ctx context.Context, apiURL string, tlsClient *tls.Config) (cluster.Status, error) {
 	var st cluster.Status
+	hc := http.Client{}
+	if tlsClient != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tlsClient.RootCAs, MinVersion: tls.VersionTLS12}}
+	}
 	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(apiURL, "/")+"/status", nil)
 	if err != nil {
 		return st, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return st, err
 	}
@@ -283,9 +319,10 @@ func writeCredentials(path, id, secret string) error {
 	return os.Rename(tmp, path)
 }
 
-func printBanner(w io.Writer, addr, creds string) {
+func printBanner(w io.Writer, url, creds string) {
+	addr := url[strings.Index(url, "://")+3:]
 	fmt.Fprintf(w, `
-raftkms is ready at http://%[1]s  (root credentials: %[2]s)
+raftkms is ready at %[3]s  (root credentials: %[2]s)
 
   kmsctl:   bin/kmsctl --credentials %[2]s create-key --description "orders db"
             (or export ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET from that file)
@@ -293,5 +330,5 @@ raftkms is ready at http://%[1]s  (root credentials: %[2]s)
             v3       openapi.Config{Endpoint: tea.String("%[1]s"), Protocol: tea.String("http")}
   Stop with Ctrl-C (SIGTERM shuts down cleanly).
 
-`, addr, creds)
+`, addr, creds, url)
 }
