@@ -9,7 +9,7 @@ RAFT_ADDR ?= 127.0.0.1:8081
 
 BINARIES := bin/kmsd bin/kmsctl
 
-.PHONY: all build run test test-deps test-unit test-integration lint fuzz fuzz-smoke deps clean
+.PHONY: all build run cluster cluster-stop test test-deps test-unit test-integration lint fuzz fuzz-smoke deps clean
 
 all: build
 
@@ -26,6 +26,12 @@ build: deps ## build bin/kmsd and bin/kmsctl
 
 run: build ## start a single-node kmsd on $(API_ADDR) with data in $(DATA_DIR)
 	exec bin/kmsd --data-dir $(DATA_DIR) --node-id node1 --api-addr $(API_ADDR) --raft-addr $(RAFT_ADDR)
+
+cluster: build ## start a local 3-node cluster with TLS in ./dev-cluster (stop: make cluster-stop)
+	scripts/dev-cluster.sh up
+
+cluster-stop: ## stop the local cluster
+	scripts/dev-cluster.sh down
 
 test: lint test-unit test-integration fuzz-smoke ## everything CI runs
 
