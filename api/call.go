@@ -145,7 +145,7 @@ func (s *Server) serve(c *call) (any, error) {
 	if err := c.collectParams(); err != nil {
 		return nil, err
 	}
-	if !s.deps.Node.Ready() && !s.waitReady() {
+	if !s.opened.Load() || !s.deps.Node.Ready() && !s.waitReady() {
 		return nil, ErrNotReady
 	}
 	if err := s.authenticate(c); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -141,6 +142,8 @@ type Server struct {
 	nonceKey []byte // keys the replicated nonce fingerprints
 	metrics  *metrics
 	http     *fasthttp.Server
+	opened   atomic.Bool // see Open
+	shutdown atomic.Bool
 }
 
 // New returns a Server. Call Serve to start it.
@@ -180,11 +183,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
+// Open lets the server answer API requests. Until then (while the node
+// starts: waits for a quorum, catches up, creates the root account) every
+// request is answered 503 and /readyz says not ready, so a 200 from /readyz
+// means the node serves.
+func (s *Server) Open() { s.opened.Store(true) }
+
+// ready is /readyz: open and able to serve.
+func (s *Server) ready() bool { return s.opened.Load() && s.deps.Node.Ready() }
+
 // Serve serves the API on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
-// Shutdown stops accepting connections and waits for open requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.ShutdownWithContext(ctx) }
+// Shutdown stops accepting connections and waits for open requests. Calls
+// after the first return at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.shutdown.CompareAndSwap(false, true) {
+		return nil
+	}
+	return s.http.ShutdownWithContext(ctx)
+}
 
 // Handle is the fasthttp handler: the RPC endpoint at / and the
 // operational endpoints, which need no signature.
@@ -197,7 +215,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.WriteString("ok\n")
 	case "/readyz":
 		ctx.SetContentType("text/plain; charset=utf-8")
-		if s.deps.Node.Ready() {
+		if s.ready() {
 			ctx.WriteString("ready\n")
 		} else {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -80,6 +80,7 @@ func startTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tn.srv.Open()
 	go tn.srv.Serve(ln)
 	t.Cleanup(func() { tn.srv.Shutdown(context.Background()) })
 	tn.url = "http://" + ln.Addr().String()

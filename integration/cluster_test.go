@@ -179,3 +179,21 @@ func TestClusterStoppedNodeNeverServesStaleStateWhenItWakes(t *testing.T) {
 		t.Fatalf("woken node answered %v: it served the stale Enabled state", err)
 	}
 }
+
+// TestClusterRestartedNodeRejoinsFromItsDataDirAlone: a node that joined
+// with --join and --root-key-file restarts with neither.
+func TestClusterRestartedNodeRejoinsFromItsDataDirAlone(t *testing.T) {
+	c := startCluster(t, 3)
+	k := c.nodes[2]
+	k.stop() // SIGTERM
+	ctx := context.Background()
+	m, err := c.client(c.nodes[0]).CreateKey(ctx, "while node3 was down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.args = nil // no --join, no --root-key-file
+	k.start()
+	if _, err := c.client(k).GenerateDataKey(ctx, m.KeyID, 32, nil); err != nil {
+		t.Fatalf("restarted node: %v", err)
+	}
+}

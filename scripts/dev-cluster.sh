@@ -43,15 +43,16 @@ up() {
     fi
   done
   [ -f "$CERTS/ca.pem" ] || bin/kmsd dev-certs --out "$CERTS" --hosts 127.0.0.1,localhost >/dev/null
-  start 1
-  wait_ready 1
-  for n in 2 3; do
-    if [ -d "$DIR/node$n/raft" ]; then start "$n"; else
-      start "$n" --join "https://$(api 1)" --root-key-file "$DIR/node1/root.key"
-    fi
-  done
-  wait_ready 2
-  wait_ready 3
+  if [ -d "$DIR/node1/raft" ]; then
+    # A restart: every node comes back from its data directory; they need
+    # each other (a quorum) before any serves.
+    for n in 1 2 3; do start "$n"; done
+  else
+    start 1
+    wait_ready 1
+    for n in 2 3; do start "$n" --join "https://$(api 1)" --root-key-file "$DIR/node1/root.key"; done
+  fi
+  for n in 1 2 3; do wait_ready "$n"; done
   cat <<MSG
 A 3-node raftkms cluster is running (TLS between nodes and on the API):
   node1 https://$(api 1)   node2 https://$(api 2)   node3 https://$(api 3)

@@ -152,31 +152,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if joining {
-		if err := joinCluster(ctx, node, cfg, tlsClient, log); err != nil {
-			return err
-		}
-	}
-	// The API listens only once the node serves (it leads or holds a lease,
-	// and has caught up) and the root account exists, so a 200 from /readyz
-	// means the node serves.
-	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = node.WaitReady(readyCtx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("node did not become ready: %w", err)
-	}
-	credsPath := filepath.Join(dir, "root-credentials.json")
-	if cfg.Node.Join == "" {
-		if _, err := srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
-			return writeCredentials(credsPath, id, secret)
-		}); err != nil {
-			return fmt.Errorf("create the root account: %w", err)
-		}
-	}
+	// The API listens at once and answers 503 (and /readyz "not ready")
+	// until the node serves: a restarted member may wait a long time for a
+	// quorum, and operators should see that, not a refused connection.
 	ln, err := net.Listen("tcp", cfg.Node.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", cfg.Node.APIAddr, err)
@@ -187,6 +165,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	defer srv.Shutdown(context.Background())
+
+	if joining {
+		if err := joinCluster(ctx, node, cfg, tlsClient, log); err != nil {
+			return err
+		}
+	}
+	if err := waitReady(ctx, node, log); err != nil {
+		return nil // interrupted while waiting: a clean exit
+	}
+	credsPath := filepath.Join(dir, "root-credentials.json")
+	if cfg.Node.Join == "" {
+		if _, err := srv.EnsureRootAccount(ctx, "root", func(id, secret string) error {
+			return writeCredentials(credsPath, id, secret)
+		}); err != nil {
+			return fmt.Errorf("create the root account: %w", err)
+		}
+	}
+	srv.Open()
 	maintCtx, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
 	go srv.RunMaintenance(maintCtx, cfg.Maintenance.Interval)
@@ -225,10 +222,22 @@ func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
 		defer clear(b)
 		return crypto.NewRootKey(b)
 	}
-	if cfg.Node.RootKeyFile != "" {
-		return crypto.LoadRootKeyFile(cfg.Node.RootKeyFile)
-	}
 	path := filepath.Join(cfg.Node.DataDir, "root.key")
+	if cfg.Node.RootKeyFile != "" {
+		root, err := crypto.LoadRootKeyFile(cfg.Node.RootKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		// A node that joins keeps the cluster's root key in its data
+		// directory, so it restarts from the directory alone.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && cfg.Node.Join != "" {
+			if err := copyRootKey(cfg.Node.RootKeyFile, path); err != nil {
+				return nil, err
+			}
+			log.Info("copied the cluster's root key into the data directory", "path", path)
+		}
+		return root, nil
+	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if cfg.Node.Join != "" {
 			return nil, fmt.Errorf("joining a cluster needs its root key: pass --root-key-file (or %s)", rootKeyEnv)
@@ -287,6 +296,48 @@ func fetchStatus(ctx context.Context, apiURL string, tlsClient *tls.Config) (clu
 		return st, fmt.Errorf("%s/status did not describe a raftkms node (%v)", apiURL, err)
 	}
 	return st, nil
+}
+
+// waitReady waits, as long as it takes, until the node serves: a leader
+// elected (which needs a quorum of the members) and this node caught up.
+func waitReady(ctx context.Context, node *cluster.Node, log *slog.Logger) error {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := node.WaitReady(wctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		st := node.Status()
+		log.Warn("not serving yet: waiting for a leader and a lease (a restarted cluster needs a quorum of its members up)",
+			"role", st.Role, "leader", st.Leader, "term", st.Term)
+	}
+}
+
+// copyRootKey copies a root key file with mode 0600, never over an
+// existing file.
+func copyRootKey(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func hasRaftState(dir string) bool {
