@@ -103,6 +103,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	t := txn{st: f.w, dd: &f.dd}
 	for i, l := range logs {
+		t.index = l.Index
 		if l.Type == raft.LogCommand {
 			h, c, err := Decode(l.Data)
 			if err != nil {
@@ -133,6 +134,7 @@ func typeByte(b []byte) int {
 type txn struct {
 	st        *State
 	dd        *dedup
+	index     uint64 // Raft index of the command being applied
 	now       int64
 	destroyed []string
 }
@@ -189,6 +191,7 @@ func (t *txn) putKey(old, k *Key) Result {
 	for _, d := range dueItems(k) {
 		t.st.due.ReplaceOrInsert(d)
 	}
+	k.Revision = t.index
 	t.st.keys.ReplaceOrInsert(keyItem{k.Account, k.ID, k})
 	return Result{Key: k}
 }
@@ -225,8 +228,8 @@ func (c *CreateAccount) apply(t *txn) Result {
 	}
 	a := &Account{ID: c.ID, Name: c.Name, Created: t.now, System: c.System}
 	t.st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
-	ak := &AccessKey{ID: c.AccessKeyID, Account: c.ID, Kind: PrincipalRoot, Active: true, Secret: c.Secret, Created: t.now}
-	t.st.accessKeys.ReplaceOrInsert(accessKeyItem{ak.ID, ak})
+	t.putAccessKey(&AccessKey{ID: c.AccessKeyID, Account: c.ID, Kind: PrincipalRoot, Active: true, Secret: c.Secret, Created: t.now})
+	t.bumpPolicy()
 	return Result{Account: a}
 }
 
@@ -255,8 +258,19 @@ func (c *CreateKey) apply(t *txn) Result {
 	return t.putKey(nil, k)
 }
 
+// userChange is change for the changes users make: a service key's
+// lifecycle belongs to its product.
+func (t *txn) userChange(account, ref string, edit func(k *Key) error) Result {
+	return t.change(account, ref, func(k *Key) error {
+		if k.IsServiceKey() {
+			return ErrServiceKey
+		}
+		return edit(k)
+	})
+}
+
 func (c *UpdateKeyDescription) apply(t *txn) Result {
-	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+	return t.userChange(c.Account, c.KeyRef, func(k *Key) error {
 		k.Description = c.Description
 		return nil
 	})
@@ -265,7 +279,7 @@ func (c *UpdateKeyDescription) apply(t *txn) Result {
 // setEnabled is EnableKey and DisableKey: both are refused while the key is
 // pending deletion or pending import (Rejected.StateModifiedFailed).
 func setEnabled(t *txn, r keyRef, to KeyState) Result {
-	return t.change(r.Account, r.KeyRef, func(k *Key) error {
+	return t.userChange(r.Account, r.KeyRef, func(k *Key) error {
 		if k.State != KeyEnabled && k.State != KeyDisabled {
 			return ErrStateConflict
 		}
@@ -281,7 +295,7 @@ func (c *ScheduleKeyDeletion) apply(t *txn) Result {
 	if c.PendingDays < MinPendingDays || c.PendingDays > MaxPendingDays {
 		return fail(ErrInvalidCommand)
 	}
-	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+	return t.userChange(c.Account, c.KeyRef, func(k *Key) error {
 		if k.State == KeyPendingDeletion {
 			return ErrStateConflict
 		}
@@ -295,7 +309,7 @@ func (c *ScheduleKeyDeletion) apply(t *txn) Result {
 }
 
 func (c *CancelKeyDeletion) apply(t *txn) Result {
-	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+	return t.userChange(c.Account, c.KeyRef, func(k *Key) error {
 		if k.State != KeyPendingDeletion {
 			return ErrStateConflict
 		}
@@ -306,7 +320,7 @@ func (c *CancelKeyDeletion) apply(t *txn) Result {
 }
 
 func (c *SetDeletionProtection) apply(t *txn) Result {
-	return t.change(c.Account, c.KeyRef, func(k *Key) error {
+	return t.userChange(c.Account, c.KeyRef, func(k *Key) error {
 		if k.State == KeyPendingDeletion {
 			return ErrStateConflict
 		}
@@ -366,6 +380,9 @@ func (t *txn) aliasTarget(account, ref string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k.IsServiceKey() {
+		return nil, ErrServiceKey
+	}
 	n := 0
 	t.st.KeyAliases(account, k.ID, func(*Alias) bool { n++; return true })
 	if n >= MaxAliasesPerKey {
@@ -377,6 +394,9 @@ func (t *txn) aliasTarget(account, ref string) (*Key, error) {
 func (c *CreateAlias) apply(t *txn) Result {
 	if !strings.HasPrefix(c.Name, AliasPrefix) {
 		return fail(ErrInvalidCommand)
+	}
+	if strings.HasPrefix(c.Name, ServiceAliasPrefix) {
+		return fail(ErrServiceKey)
 	}
 	k, err := t.aliasTarget(c.Account, c.KeyRef)
 	if err != nil {
@@ -397,6 +417,9 @@ func (c *UpdateAlias) apply(t *txn) Result {
 	if !ok {
 		return fail(ErrAliasNotFound)
 	}
+	if strings.HasPrefix(c.Name, ServiceAliasPrefix) {
+		return fail(ErrServiceKey)
+	}
 	k, err := t.aliasTarget(c.Account, c.KeyRef)
 	if err != nil {
 		return fail(err)
@@ -413,6 +436,9 @@ func (c *DeleteAlias) apply(t *txn) Result {
 	a, ok := t.st.Alias(c.Account, c.Name)
 	if !ok {
 		return fail(ErrAliasNotFound)
+	}
+	if strings.HasPrefix(c.Name, ServiceAliasPrefix) {
+		return fail(ErrServiceKey)
 	}
 	t.deleteAlias(a)
 	return Result{}

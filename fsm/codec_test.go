@@ -26,6 +26,20 @@ func sampleCommands() []Command {
 		&RotateKey{Account: "1", KeyID: "key-x", VersionID: "v2", Material: []byte{3}, Reason: RotateScheduled},
 		&ReserveSeals{Account: "1", KeyID: "key-x", VersionID: "v2", Count: 1 << 20},
 		&Noop{},
+		&DeleteAccount{ID: "2"},
+		&CreateUser{Account: "1", Name: "alice"},
+		&DeleteUser{Account: "1", Name: "alice"},
+		&CreateServicePrincipal{Account: "1", Product: "ecs"},
+		&DeleteServicePrincipal{Account: "1", Product: "ecs"},
+		&CreateAccessKey{Account: "1", Kind: PrincipalUser, Principal: "alice", AccessKeyID: "AK2", Secret: []byte{5}},
+		&SetAccessKeyStatus{Account: "1", AccessKeyID: "AK2", Active: true},
+		&DeleteAccessKey{Account: "1", AccessKeyID: "AK2"},
+		&TouchAccessKeys{IDs: []string{"AK1", "AK2"}, Times: []int64{1, 2}},
+		&PutUserPolicy{Account: "1", User: "alice", Name: "p", Document: "{}"},
+		&DeleteUserPolicy{Account: "1", User: "alice", Name: "p"},
+		&PutRegoModule{Name: "m", Source: "package kms.custom"},
+		&DeleteRegoModule{Name: "m"},
+		&CreateServiceKey{Account: "1", Product: "ecs", KeyID: "key-s", VersionID: "vs", Material: []byte{6}},
 	}
 }
 

@@ -157,7 +157,7 @@ func newCommand(t CmdType) Command {
 	case CmdNoop:
 		return &Noop{}
 	}
-	return nil
+	return identityCommand(t)
 }
 
 // CreateAccount creates an account and its administrator's AccessKey.

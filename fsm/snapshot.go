@@ -17,8 +17,9 @@ import (
 //
 //	"RKMSSNAP" ‖ version byte ‖ sections ‖ SHA-256 of everything before it
 //
-// The sections are meta, accounts, access keys, keys, versions, aliases and
-// dedup, in that order. Each holds a uvarint count, then that many records,
+// The sections are meta, accounts, access keys, keys, versions, aliases,
+// users, service principals, user policies, Rego modules and dedup, in that
+// order. Each holds a uvarint count, then that many records,
 // each a uvarint length and the record. Records are written in key order,
 // so equal states give equal bytes (the determinism test compares them).
 // Secrets inside are only ever root-key-wrapped, as in the log.
@@ -80,6 +81,7 @@ func (s *snapshot) write(w io.Writer) error {
 	sw.section(1, func(e *encoder) {
 		e.uvarint(st.index)
 		e.varint(st.now)
+		e.uvarint(st.policyVersion)
 	})
 	sw.begin(st.accounts.Len())
 	st.accounts.Ascend(func(it accountItem) bool {
@@ -97,6 +99,7 @@ func (s *snapshot) write(w io.Writer) error {
 			e.bool(k.Active)
 			e.bytes(k.Secret)
 			e.varint(k.Created)
+			e.varint(k.LastUsed)
 		})
 	})
 	sw.begin(st.keys.Len())
@@ -123,6 +126,33 @@ func (s *snapshot) write(w io.Writer) error {
 			e.varint(a.Updated)
 		})
 	})
+	sw.begin(st.users.Len())
+	st.users.Ascend(func(it pairItem[*User]) bool {
+		u := it.v
+		return sw.record(func(e *encoder) { e.str(u.Account); e.str(u.Name); e.varint(u.Created) })
+	})
+	sw.begin(st.services.Len())
+	st.services.Ascend(func(it pairItem[*ServicePrincipal]) bool {
+		sp := it.v
+		return sw.record(func(e *encoder) { e.str(sp.Account); e.str(sp.Product); e.varint(sp.Created) })
+	})
+	sw.begin(st.policies.Len())
+	st.policies.Ascend(func(it tripleItem[*UserPolicy]) bool {
+		p := it.v
+		return sw.record(func(e *encoder) {
+			e.str(p.Account)
+			e.str(p.User)
+			e.str(p.Name)
+			e.str(p.Document)
+			e.varint(p.Created)
+			e.varint(p.Updated)
+		})
+	})
+	sw.begin(st.modules.Len())
+	st.modules.Ascend(func(it pairItem[*RegoModule]) bool {
+		m := it.v
+		return sw.record(func(e *encoder) { e.str(m.Name); e.str(m.Source); e.varint(m.Created); e.varint(m.Updated) })
+	})
 	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
 	if sw.err != nil {
 		return sw.err
@@ -143,6 +173,7 @@ func (k *Key) encode(e *encoder) {
 	e.str(k.Origin)
 	e.str(k.Protection)
 	e.str(k.CreatorType)
+	e.str(k.Product)
 	e.u8(uint8(k.State))
 	e.varint(k.Created)
 	e.varint(k.DeleteDate)
@@ -154,18 +185,20 @@ func (k *Key) encode(e *encoder) {
 	e.varint(k.LastRotation)
 	e.varint(k.RotationInterval)
 	encodeTags(e, k.Tags)
+	e.uvarint(k.Revision)
 }
 
 func decodeKey(d *decoder) *Key {
 	k := &Key{Account: d.str(), ID: d.str(), Description: d.str()}
 	k.Spec, k.Usage, k.Origin, k.Protection = intern(d.str()), intern(d.str()), intern(d.str()), intern(d.str())
-	k.CreatorType = intern(d.str())
+	k.CreatorType, k.Product = intern(d.str()), d.str()
 	k.State = KeyState(d.u8())
 	k.Created, k.DeleteDate = d.varint(), d.varint()
 	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
 	k.PrimaryVersion, k.PrimarySeals, k.Versions = d.str(), d.uvarint(), d.strs()
 	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
 	k.Tags = decodeTags(d)
+	k.Revision = d.uvarint()
 	if !k.State.valid() && d.err == nil {
 		d.fail("key state")
 	}
@@ -302,15 +335,16 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	}
 	st := newState()
 	dd := newDedup()
-	sr.records("meta", func(d *decoder) { st.index, st.now = d.uvarint(), d.varint() })
+	sr.records("meta", func(d *decoder) { st.index, st.now, st.policyVersion = d.uvarint(), d.varint(), d.uvarint() })
 	sr.records("account", func(d *decoder) {
 		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint(), System: d.bool()}
 		st.accounts.ReplaceOrInsert(accountItem{a.ID, a})
 	})
 	sr.records("access key", func(d *decoder) {
 		k := &AccessKey{ID: d.str(), Account: d.str(), Kind: PrincipalKind(d.u8()), Principal: d.str(),
-			Active: d.bool(), Secret: d.bytes(), Created: d.varint()}
+			Active: d.bool(), Secret: d.bytes(), Created: d.varint(), LastUsed: d.varint()}
 		st.accessKeys.ReplaceOrInsert(accessKeyItem{k.ID, k})
+		st.principalKeys.ReplaceOrInsert(tripleItem[*AccessKey]{k.Account, principalKey(k.Kind, k.Principal), k.ID, k})
 	})
 	sr.records("key", func(d *decoder) {
 		k := decodeKey(d)
@@ -327,6 +361,22 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 		a := &Alias{Account: d.str(), Name: d.str(), KeyID: d.str(), Created: d.varint(), Updated: d.varint()}
 		st.aliases.ReplaceOrInsert(aliasItem{a.Account, a.Name, a})
 		st.keyAliases.ReplaceOrInsert(keyAliasItem{a.Account, a.KeyID, a.Name, a})
+	})
+	sr.records("user", func(d *decoder) {
+		u := &User{Account: d.str(), Name: d.str(), Created: d.varint()}
+		st.users.ReplaceOrInsert(pairItem[*User]{u.Account, u.Name, u})
+	})
+	sr.records("service principal", func(d *decoder) {
+		sp := &ServicePrincipal{Account: d.str(), Product: d.str(), Created: d.varint()}
+		st.services.ReplaceOrInsert(pairItem[*ServicePrincipal]{sp.Account, sp.Product, sp})
+	})
+	sr.records("user policy", func(d *decoder) {
+		p := &UserPolicy{Account: d.str(), User: d.str(), Name: d.str(), Document: d.str(), Created: d.varint(), Updated: d.varint()}
+		st.policies.ReplaceOrInsert(tripleItem[*UserPolicy]{p.Account, p.User, p.Name, p})
+	})
+	sr.records("rego module", func(d *decoder) {
+		m := &RegoModule{Name: d.str(), Source: d.str(), Created: d.varint(), Updated: d.varint()}
+		st.modules.ReplaceOrInsert(pairItem[*RegoModule]{b: m.Name, v: m})
 	})
 	sr.records("dedup", func(d *decoder) { dd.decode(d) })
 	if sr.err != nil {

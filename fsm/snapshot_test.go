@@ -61,6 +61,13 @@ func goldenLog(t testing.TB) *harness {
 	h.mustApply(&RotateKey{Account: acct, KeyID: "key-b", VersionID: "22222222-2222-4333-8444-555555555555",
 		Material: []byte("wrapped-b2"), Reason: RotateScheduled})
 	h.mustApply(&ReserveSeals{Account: acct, KeyID: "key-b", VersionID: "22222222-2222-4333-8444-555555555555", Count: 1 << 20})
+	h.mustApply(&CreateUser{Account: acct, Name: "alice"})
+	h.mustApply(&CreateAccessKey{Account: acct, Kind: PrincipalUser, Principal: "alice", AccessKeyID: "AKALICE", Secret: []byte("w-alice")})
+	h.mustApply(&PutUserPolicy{Account: acct, User: "alice", Name: "encrypt-only", Document: `{"Statement":[]}`})
+	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs"})
+	h.mustApply(&CreateServiceKey{Account: acct, Product: "ecs", KeyID: "key-svc", VersionID: "33333333-2222-4333-8444-555555555555", Material: []byte("w-svc")})
+	h.mustApply(&PutRegoModule{Name: "tags", Source: "package kms.custom\n"})
+	h.mustApply(&TouchAccessKeys{IDs: []string{"AKALICE"}, Times: []int64{h.now}})
 	return h
 }
 
@@ -88,9 +95,18 @@ func TestGoldenSnapshot(t *testing.T) {
 	if again := snapshotBytes(t, f); !bytes.Equal(again, want) {
 		t.Fatal("restore+snapshot of the golden file changed its bytes")
 	}
-	k, err := f.State().ResolveKey(acct, "alias/orders")
-	if err != nil || k.Description != "orders" || !k.DeletionProtection || len(k.Versions) != 2 || len(k.Tags) != 2 {
+	st := f.State()
+	k, err := st.ResolveKey(acct, "alias/orders")
+	if err != nil || k.Description != "orders" || !k.DeletionProtection || len(k.Versions) != 2 || len(k.Tags) != 2 || k.Revision == 0 {
 		t.Fatalf("restored key = %+v, %v", k, err)
+	}
+	if sk, err := st.ResolveKey(acct, "alias/acs/ecs"); err != nil || !sk.IsServiceKey() || sk.Product != "ecs" {
+		t.Fatalf("restored service key = %+v, %v", sk, err)
+	}
+	var aks []*AccessKey
+	st.PrincipalAccessKeys(acct, PrincipalUser, "alice", func(ak *AccessKey) bool { aks = append(aks, ak); return true })
+	if len(aks) != 1 || aks[0].LastUsed == 0 || st.PolicyVersion() == 0 {
+		t.Fatalf("restored alice's keys %+v, policy version %d", aks, st.PolicyVersion())
 	}
 }
 
@@ -206,7 +222,22 @@ func randomLog(seed uint64, n int) []*raft.Log {
 		now += int64(rng.IntN(int(2 * time.Hour)))
 		a, k := key()
 		alias := fmt.Sprintf("alias/%d", rng.IntN(10))
-		switch rng.IntN(13) {
+		switch rng.IntN(19) {
+		case 13:
+			add(&CreateUser{Account: a, Name: fmt.Sprint("u", rng.IntN(5))}, true)
+		case 14:
+			add(&DeleteUser{Account: a, Name: fmt.Sprint("u", rng.IntN(5))}, true)
+		case 15:
+			add(&CreateAccessKey{Account: a, Kind: PrincipalUser, Principal: fmt.Sprint("u", rng.IntN(5)),
+				AccessKeyID: fmt.Sprint("AK-", len(logs)), Secret: []byte{3}}, true)
+		case 16:
+			add(&PutUserPolicy{Account: a, User: fmt.Sprint("u", rng.IntN(5)), Name: "p", Document: fmt.Sprint(rng.IntN(9))}, true)
+		case 17:
+			p := []string{"ecs", "oss"}[rng.IntN(2)]
+			add(&CreateServicePrincipal{Account: a, Product: p}, true)
+			add(&CreateServiceKey{Account: a, Product: p, KeyID: fmt.Sprint("key-s", len(logs)), VersionID: fmt.Sprint("vs", len(logs)), Material: []byte{4}}, false)
+		case 18:
+			add(&TouchAccessKeys{IDs: []string{fmt.Sprint("AK", rng.IntN(2))}, Times: []int64{now}}, false)
 		case 0, 1:
 			v := fmt.Sprint("v", len(logs))
 			lastKey[a+k] = keyVersion{k, v}

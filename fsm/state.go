@@ -49,6 +49,35 @@ type dueItem struct {
 	account, id string
 }
 
+// pairItem keys a record by two strings (account and name).
+type pairItem[T any] struct {
+	a, b string
+	v    T
+}
+
+func pairLess[T any](x, y pairItem[T]) bool {
+	if x.a != y.a {
+		return x.a < y.a
+	}
+	return x.b < y.b
+}
+
+// tripleItem keys a record by three strings.
+type tripleItem[T any] struct {
+	a, b, c string
+	v       T
+}
+
+func tripleLess[T any](x, y tripleItem[T]) bool {
+	if x.a != y.a {
+		return x.a < y.a
+	}
+	if x.b != y.b {
+		return x.b < y.b
+	}
+	return x.c < y.c
+}
+
 type accountItem struct {
 	id string
 	a  *Account
@@ -110,6 +139,18 @@ type State struct {
 	accounts   *btree.BTreeG[accountItem]
 	accessKeys *btree.BTreeG[accessKeyItem]
 	due        *btree.BTreeG[dueItem]
+
+	users    *btree.BTreeG[pairItem[*User]]             // (account, name)
+	services *btree.BTreeG[pairItem[*ServicePrincipal]] // (account, product)
+	policies *btree.BTreeG[tripleItem[*UserPolicy]]     // (account, user, name)
+	modules  *btree.BTreeG[pairItem[*RegoModule]]       // ("", name)
+	// principalKeys indexes AccessKeys by owner: (account, kind+principal, id).
+	principalKeys *btree.BTreeG[tripleItem[*AccessKey]]
+
+	// policyVersion is the Raft index of the last change to identities,
+	// AccessKeys, user policies or Rego modules: decisions made under an
+	// older version are stale.
+	policyVersion uint64
 }
 
 func newState() *State {
@@ -121,6 +162,12 @@ func newState() *State {
 		accounts:   btree.NewG(treeDegree, accountLess),
 		accessKeys: btree.NewG(treeDegree, accessKeyLess),
 		due:        btree.NewG(treeDegree, dueLess),
+
+		users:         btree.NewG(treeDegree, pairLess[*User]),
+		services:      btree.NewG(treeDegree, pairLess[*ServicePrincipal]),
+		policies:      btree.NewG(treeDegree, tripleLess[*UserPolicy]),
+		modules:       btree.NewG(treeDegree, pairLess[*RegoModule]),
+		principalKeys: btree.NewG(treeDegree, tripleLess[*AccessKey]),
 	}
 }
 
@@ -138,6 +185,13 @@ func (s *State) clone() *State {
 		accounts:   s.accounts.Clone(),
 		accessKeys: s.accessKeys.Clone(),
 		due:        s.due.Clone(),
+
+		users:         s.users.Clone(),
+		services:      s.services.Clone(),
+		policies:      s.policies.Clone(),
+		modules:       s.modules.Clone(),
+		principalKeys: s.principalKeys.Clone(),
+		policyVersion: s.policyVersion,
 	}
 }
 
@@ -250,6 +304,73 @@ func (s *State) Account(id string) (*Account, bool) {
 // Accounts calls fn for every account in id order until fn returns false.
 func (s *State) Accounts(fn func(*Account) bool) {
 	s.accounts.Ascend(func(it accountItem) bool { return fn(it.a) })
+}
+
+// PolicyVersion returns the Raft index of the last change to identities,
+// AccessKeys, user policies or Rego modules.
+func (s *State) PolicyVersion() uint64 { return s.policyVersion }
+
+// User returns a user of account.
+func (s *State) User(account, name string) (*User, bool) {
+	it, ok := s.users.Get(pairItem[*User]{a: account, b: name})
+	return it.v, ok
+}
+
+// Users calls fn for the users of account in name order until fn returns false.
+func (s *State) Users(account string, fn func(*User) bool) {
+	s.users.AscendGreaterOrEqual(pairItem[*User]{a: account}, func(it pairItem[*User]) bool {
+		return it.a == account && fn(it.v)
+	})
+}
+
+// ServicePrincipal returns the service principal of product in account.
+func (s *State) ServicePrincipal(account, product string) (*ServicePrincipal, bool) {
+	it, ok := s.services.Get(pairItem[*ServicePrincipal]{a: account, b: product})
+	return it.v, ok
+}
+
+// ServicePrincipals calls fn for the service principals of account.
+func (s *State) ServicePrincipals(account string, fn func(*ServicePrincipal) bool) {
+	s.services.AscendGreaterOrEqual(pairItem[*ServicePrincipal]{a: account}, func(it pairItem[*ServicePrincipal]) bool {
+		return it.a == account && fn(it.v)
+	})
+}
+
+// UserPolicies calls fn for the policies attached to a user, in name order.
+func (s *State) UserPolicies(account, user string, fn func(*UserPolicy) bool) {
+	s.policies.AscendGreaterOrEqual(tripleItem[*UserPolicy]{a: account, b: user}, func(it tripleItem[*UserPolicy]) bool {
+		return it.a == account && it.b == user && fn(it.v)
+	})
+}
+
+// AllUserPolicies calls fn for every user policy in the cluster.
+func (s *State) AllUserPolicies(fn func(*UserPolicy) bool) {
+	s.policies.Ascend(func(it tripleItem[*UserPolicy]) bool { return fn(it.v) })
+}
+
+// RegoModules calls fn for every published Rego module in name order.
+func (s *State) RegoModules(fn func(*RegoModule) bool) {
+	s.modules.Ascend(func(it pairItem[*RegoModule]) bool { return fn(it.v) })
+}
+
+// RegoModule returns a published Rego module by name.
+func (s *State) RegoModule(name string) (*RegoModule, bool) {
+	it, ok := s.modules.Get(pairItem[*RegoModule]{b: name})
+	return it.v, ok
+}
+
+// principalKey is the middle key of the principalKeys index.
+func principalKey(kind PrincipalKind, principal string) string {
+	return string(rune('0'+kind)) + "/" + principal
+}
+
+// PrincipalAccessKeys calls fn for the AccessKeys of one principal of
+// account (kind, and the user name or product code; "" for root).
+func (s *State) PrincipalAccessKeys(account string, kind PrincipalKind, principal string, fn func(*AccessKey) bool) {
+	pk := principalKey(kind, principal)
+	s.principalKeys.AscendGreaterOrEqual(tripleItem[*AccessKey]{a: account, b: pk}, func(it tripleItem[*AccessKey]) bool {
+		return it.a == account && it.b == pk && fn(it.v)
+	})
 }
 
 // AccessKey returns an AccessKey by its id.

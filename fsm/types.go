@@ -44,6 +44,7 @@ type Key struct {
 	Origin      string // Aliyun_KMS or EXTERNAL
 	Protection  string // ProtectionLevel: SOFTWARE or HSM
 	CreatorType string // User or Service
+	Product     string // for a service key: the product code whose key it is
 	State       KeyState
 	Created     int64 // unix nanoseconds, stamped by the leader
 	DeleteDate  int64 // unix nanoseconds; set while PendingDeletion
@@ -57,7 +58,14 @@ type Key struct {
 	LastRotation     int64    // unix nanoseconds
 	RotationInterval int64    // seconds; 0 when automatic rotation is off
 	Tags             []Tag
+	// Revision is the Raft index of the key's last change: it names the
+	// key's attributes for the policy decision cache.
+	Revision uint64
 }
+
+// IsServiceKey reports whether the key is a service key: its lifecycle
+// belongs to its product, not to the account's users.
+func (k *Key) IsServiceKey() bool { return k.CreatorType == "Service" }
 
 // Gone reports whether the key must read as not found at time now (unix
 // nanoseconds): its deletion is due even if the leader has not yet
@@ -139,4 +147,32 @@ type AccessKey struct {
 	Active    bool
 	Secret    []byte
 	Created   int64
+	LastUsed  int64 // unix ns, reported by the nodes about once a minute; 0 = never
+}
+
+// User is a user inside an account.
+type User struct {
+	Account, Name string
+	Created       int64
+}
+
+// ServicePrincipal is a cloud product (its product code, e.g. ecs) acting
+// inside an account.
+type ServicePrincipal struct {
+	Account, Product string
+	Created          int64
+}
+
+// UserPolicy is a RAM-style JSON policy document attached to a user.
+type UserPolicy struct {
+	Account, User, Name string
+	Document            string
+	Created, Updated    int64
+}
+
+// RegoModule is a policy author's Rego module (package kms.custom…),
+// applied to every request in the cluster.
+type RegoModule struct {
+	Name, Source     string
+	Created, Updated int64
 }
