@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftkms/raftkms/api/sign"
@@ -22,7 +23,8 @@ type principal struct {
 	kind        fsm.PrincipalKind
 	name        string
 	accessKeyID string
-	system      bool // of the system account
+	system      bool   // of the system account
+	userKey     string // "account/user" for a user principal (policy.Request.User)
 }
 
 // v3RequiredHeaders must all be covered by a V3 signature: an unsigned
@@ -154,7 +156,9 @@ func (s *Server) accept(c *call, ak *fsm.AccessKey, nonce []byte, signedAt time.
 	if err := s.replay.Check(sbytes(ak.ID), nonce, signedAt, c.now); err != nil {
 		return err
 	}
-	c.principal = principal{account: ak.Account, kind: ak.Kind, name: ak.Principal, accessKeyID: ak.ID, system: s.secrets.system(ak)}
+	e := s.secrets.entry(ak)
+	c.principal = principal{account: ak.Account, kind: ak.Kind, name: ak.Principal, accessKeyID: ak.ID, system: e.system, userKey: e.userKey}
+	e.lastUsed.Store(c.now.UnixNano())
 	c.nonce = append(c.nonce[:0], nonce...)
 	c.signedAt = signedAt
 	return nil
@@ -202,9 +206,11 @@ type secretCache struct {
 }
 
 type cachedSecret struct {
-	ak     *fsm.AccessKey
-	secret []byte
-	system bool // the AccessKey's account is the system account
+	ak       *fsm.AccessKey
+	secret   []byte
+	system   bool   // the AccessKey's account is the system account
+	userKey  string // "account/user" for a user's key
+	lastUsed *atomic.Int64
 }
 
 func newSecretCache(w crypto.Wrapper, st StateReader) *secretCache {
@@ -223,16 +229,42 @@ func (sc *secretCache) get(ak *fsm.AccessKey) ([]byte, error) {
 		return nil, err
 	}
 	a, _ := sc.st.State().Account(ak.Account)
+	e = cachedSecret{ak: ak, secret: secret, system: a != nil && a.System, lastUsed: new(atomic.Int64)}
+	if ak.Kind == fsm.PrincipalUser {
+		e.userKey = ak.Account + "/" + ak.Principal
+	}
 	sc.mu.Lock()
-	sc.m[ak.ID] = cachedSecret{ak: ak, secret: secret, system: a != nil && a.System}
+	if old, ok := sc.m[ak.ID]; ok {
+		e.lastUsed = old.lastUsed // the record changed (say, LastUsed): keep counting
+	}
+	sc.m[ak.ID] = e
 	sc.mu.Unlock()
 	return secret, nil
 }
 
-// system reports whether ak (just returned by get) belongs to the system
-// account.
-func (sc *secretCache) system(ak *fsm.AccessKey) bool {
+// entry returns the cache entry of ak (just returned by get).
+func (sc *secretCache) entry(ak *fsm.AccessKey) cachedSecret {
 	sc.mu.RLock()
 	defer sc.mu.RUnlock()
-	return sc.m[ak.ID].system
+	return sc.m[ak.ID]
+}
+
+// sweep drops, and zeroes, the secrets of AccessKeys that were deleted or
+// disabled, and returns the last-use times (unix ns) of the others that
+// are newer than the replicated ones by more than a minute.
+func (sc *secretCache) sweep(st *fsm.State) (ids []string, times []int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for id, e := range sc.m {
+		ak, ok := st.AccessKey(id)
+		if !ok || !ak.Active {
+			clear(e.secret)
+			delete(sc.m, id)
+			continue
+		}
+		if used := e.lastUsed.Load(); used > ak.LastUsed+int64(time.Minute) {
+			ids, times = append(ids, id), append(times, used)
+		}
+	}
+	return ids, times
 }

@@ -55,9 +55,11 @@ type call struct {
 	blobText  []byte
 	out       []byte // the response body
 
-	pairs      []crypto.Pair // EncryptionContext entries
-	authAction string        // what authorize asks, for BuildInput
-	authKey    *fsm.Key
+	pairs       []crypto.Pair  // EncryptionContext entries
+	authAction  string         // what authorize asks, for BuildInput
+	authKey     *fsm.Key       //
+	authRef     string         // the KeyId as given (an alias shows in input.resource.alias)
+	authContext crypto.Context // the EncryptionContext the action uses
 
 	// The fast-path replies, kept here so returning one allocates nothing.
 	cipherReply  cipherReply
@@ -97,7 +99,7 @@ func newRequestID(id *[16]byte, text *[36]byte) {
 }
 
 func putCall(c *call) {
-	c.ctx, c.s, c.authKey = nil, nil, nil
+	c.ctx, c.s, c.authKey, c.authRef, c.authContext = nil, nil, nil, "", crypto.Context{}
 	c.params = c.params[:0]
 	clear(c.pairs) // views of the request
 	c.pairs = c.pairs[:0]

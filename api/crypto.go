@@ -58,9 +58,11 @@ func (r *decryptReply) appendJSON(b []byte) []byte {
 }
 
 // seal encrypts plaintext under the primary version of k and returns the
-// version id and the CiphertextBlob text.
-func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec crypto.Context) (string, string, error) {
-	v, ok := st.Version(k.PrimaryVersion)
+// version id and the CiphertextBlob text. (The version is looked up in the
+// current state: k may be newer than the state the handler began with — a
+// service key created on first use.)
+func (s *Server) seal(c *call, k *fsm.Key, plaintext []byte, ec crypto.Context) (string, string, error) {
+	v, ok := s.deps.State.State().Version(k.PrimaryVersion)
 	if !ok {
 		return "", "", fsm.ErrKeyNotFound
 	}
@@ -86,6 +88,22 @@ func (s *Server) seal(c *call, st *fsm.State, k *fsm.Key, plaintext []byte, ec c
 	c.blob = raw
 	c.blobText = base64.StdEncoding.AppendEncode(c.blobText[:0], raw)
 	return v.ID, bstr(c.blobText), nil
+}
+
+// createServiceKey makes, on a service principal's first use of
+// alias/acs/<product>, its account's service key. Concurrent first uses
+// (on several nodes) propose one each; the state machine keeps the first
+// and hands it to the others.
+func (s *Server) createServiceKey(c *call) (*fsm.Key, error) {
+	vid := crypto.NewUUID()
+	material := crypto.Random(keySpecs["Aliyun_AES_256"])
+	wrapped, err := s.deps.Wrapper.Wrap(crypto.PurposeKeyMaterial, vid, material)
+	clear(material)
+	if err != nil {
+		return nil, err
+	}
+	return s.propose(c, &fsm.CreateServiceKey{Account: c.principal.account, Product: c.principal.name,
+		KeyID: crypto.NewKeyID(), VersionID: vid, Material: wrapped})
 }
 
 // reserveSeals reserves the next grant of encryptions with a key's primary
@@ -169,9 +187,13 @@ func (s *Server) cryptoKey(c *call, st *fsm.State, action string) (*fsm.Key, cry
 		return nil, ec, err
 	}
 	k, err := s.resolveKey(c, st, ref)
+	if errors.Is(err, fsm.ErrAliasNotFound) && c.principal.kind == fsm.PrincipalService && ref == fsm.ServiceAliasPrefix+c.principal.name {
+		k, err = s.createServiceKey(c)
+	}
 	if err != nil {
 		return nil, ec, err
 	}
+	c.authContext = ec
 	if err := s.authorize(c, action, k); err != nil {
 		return nil, ec, err
 	}
@@ -199,7 +221,7 @@ func (s *Server) encrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vid, blob, err := s.seal(c, st, k, pt, ec)
+	vid, blob, err := s.seal(c, k, pt, ec)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +259,7 @@ func (s *Server) dataKey(c *call, action string) (*fsm.Key, string, string, stri
 	c.plain = c.plain[:n]
 	crypto.Fill(c.plain)
 	c.plainText = base64.StdEncoding.AppendEncode(c.plainText[:0], c.plain)
-	vid, blob, err := s.seal(c, st, k, c.plainText, ec)
+	vid, blob, err := s.seal(c, k, c.plainText, ec)
 	if err != nil {
 		return nil, "", "", "", err
 	}
@@ -276,6 +298,7 @@ func (s *Server) decrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.authContext = ec
 	if err := s.authorize(c, "kms:Decrypt", o.key); err != nil {
 		return nil, err
 	}
@@ -322,9 +345,11 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.authContext = srcEC
 	if err := s.authorize(c, "kms:ReEncryptFrom", o.key); err != nil {
 		return nil, err
 	}
+	c.authContext = dstEC
 	if err := s.authorize(c, "kms:ReEncryptTo", dst); err != nil {
 		return nil, err
 	}
@@ -341,7 +366,7 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	vid, blob, err := s.seal(c, st, dst, pt, dstEC)
+	vid, blob, err := s.seal(c, dst, pt, dstEC)
 	if err != nil {
 		return nil, err
 	}

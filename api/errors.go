@@ -35,6 +35,7 @@ var (
 	ErrTooLarge           = errors.New("api: request too large")
 	ErrBadSnapshot        = errors.New("api: the snapshot file is damaged or from a cluster with another root key")
 	ErrRestore            = errors.New("api: the restore did not complete")
+	ErrPolicyUnavailable  = errors.New("api: the cluster's policies cannot be loaded on this node")
 )
 
 // ParamError is a missing or invalid request parameter.
@@ -113,6 +114,21 @@ var errorTable = []struct {
 	{fsm.ErrVersionLimit, wireError{400, "Rejected.LimitExceeded", "The key already has the maximum number of versions.", "", true}},
 	{fsm.ErrSealLimit, wireError{400, "Rejected.LimitExceeded", "The key's primary version reached its encryption limit (2^32 AES-GCM encryptions).", "Rotate the key; the service does so automatically well before the limit.", true}},
 
+	// Identities and policies.
+	{fsm.ErrAccountNotFound, wireError{404, "EntityNotExist.Account", "The specified account does not exist.", "", true}},
+	{fsm.ErrUserNotFound, wireError{404, "EntityNotExist.User", "The specified user does not exist.", "", true}},
+	{fsm.ErrUserExists, wireError{409, "EntityAlreadyExists.User", "The user already exists.", "", true}},
+	{fsm.ErrServiceNotFound, wireError{404, "EntityNotExist.ServicePrincipal", "The specified service principal does not exist.", "", true}},
+	{fsm.ErrServiceExists, wireError{409, "EntityAlreadyExists.ServicePrincipal", "The service principal already exists.", "", true}},
+	{fsm.ErrAccessKeyNotFound, wireError{404, "EntityNotExist.AccessKey", "The specified AccessKey does not exist in this account.", "", true}},
+	{fsm.ErrPolicyNotFound, wireError{404, "EntityNotExist.Policy", "The specified policy does not exist.", "", true}},
+	{fsm.ErrAccountNotEmpty, wireError{409, "DeleteConflict.Account.Key", "The account still has keys.", "Schedule their deletion and wait until they are destroyed.", true}},
+	{fsm.ErrSystemAccount, wireError{409, "DeleteConflict.SystemAccount", "The system account cannot be deleted.", "", true}},
+	{fsm.ErrLastRootAccessKey, wireError{409, "DeleteConflict.LastAccessKey", "An account keeps at least one active root AccessKey.", "Create another root AccessKey first.", true}},
+	{fsm.ErrAccessKeyLimit, wireError{409, "LimitExceeded.AccessKey", "The principal already has the maximum number of AccessKeys (5).", "", true}},
+	{fsm.ErrIdentityLimit, wireError{409, "LimitExceeded.Policy", "The user already has the maximum number of policies (20).", "", true}},
+	{fsm.ErrServiceKey, wireError{403, "Forbidden.ServiceKey", "The key is a service key: its lifecycle and its alias belong to its cloud product.", "Service keys can be described and audited, not managed.", true}},
+
 	// Key states.
 	{ErrKeyDisabled, wireError{409, "Rejected.Disabled", "The key is disabled.", "Enable the key first.", true}},
 	{ErrKeyPendingDeletion, wireError{409, "Rejected.PendingDeletion", "The key is pending deletion.", "Cancel the key deletion first.", true}},
@@ -133,6 +149,7 @@ var errorTable = []struct {
 	{cluster.ErrTimeout, wireError{503, "ServiceUnavailableTemporary", "The write did not commit in time; it may still apply.", "Read the resource before retrying.", false}},
 	{cluster.ErrUncertain, wireError{503, "ServiceUnavailableTemporary", "Leadership changed during the write; it may or may not have applied.", "Read the resource before retrying.", false}},
 	{ErrSealBudget, wireError{503, "ServiceUnavailableTemporary", "The node is reserving more encryptions with this key version; retry.", "Retry with backoff.", true}},
+	{ErrPolicyUnavailable, wireError{503, "ServiceUnavailableTemporary", "This node cannot load the cluster's policies; it refuses requests rather than decide them wrongly.", "Call another node; operators: see the node's log.", true}},
 	{ErrRestore, wireError{503, "ServiceUnavailableTemporary", "The restore did not complete; the cluster keeps its previous state or the restored one, not a mix.", "Check kmsctl cluster status and retry.", false}},
 	{replay.ErrFull, wireError{503, "ServiceUnavailableTemporary", "The node is too busy to track request nonces; retry.", "Retry with backoff.", true}},
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -47,6 +49,7 @@ func (s *Server) keyRef(c *call, name string) (string, error) {
 // resolveKey finds the key ref names in the caller's account. A key whose
 // deletion is due reads as not found even before the leader destroys it.
 func (s *Server) resolveKey(c *call, st *fsm.State, ref string) (*fsm.Key, error) {
+	c.authRef = ref
 	k, err := st.ResolveKey(c.principal.account, ref)
 	if err != nil {
 		return nil, err
@@ -87,14 +90,18 @@ func usable(k *fsm.Key) error {
 }
 
 // authorize asks the policies whether the caller may perform action
-// ("kms:GenerateDataKey") on key (nil for account-level actions). The full
+// ("kms:GenerateDataKey") on key (nil for account-level actions). The
+// policies are brought up to the state's policy version first. The full
 // policy input is built only when the decision is not cached
 // (call.BuildInput).
 func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
+	if err := s.syncPolicies(); err != nil {
+		return err
+	}
 	c.authAction, c.authKey = action, k
-	r := policy.Request{AccessKeyID: c.principal.accessKeyID, Action: action}
+	r := policy.Request{AccessKeyID: c.principal.accessKeyID, User: c.principal.userKey, Action: action}
 	if k != nil {
-		r.Account, r.KeyID = k.Account, k.ID
+		r.Account, r.KeyID, r.KeyRevision = k.Account, k.ID, k.Revision
 	}
 	d, err := s.deps.Authorizer.Decide(context.Background(), r, c)
 	if err != nil {
@@ -102,6 +109,33 @@ func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
 	}
 	if !d.Allow {
 		return &DeniedError{Reasons: d.Reasons}
+	}
+	return nil
+}
+
+// syncPolicies compiles the policies of the current state if the engine
+// decides under an older version: a decision must never use policies or
+// identities a committed change has replaced. It costs two atomic loads
+// when nothing changed.
+func (s *Server) syncPolicies() error {
+	st := s.deps.State.State()
+	v := st.PolicyVersion()
+	if s.deps.Authorizer.Version() == v {
+		return nil
+	}
+	var mods []policy.Module
+	st.RegoModules(func(m *fsm.RegoModule) bool {
+		mods = append(mods, policy.Module{Name: m.Name, Source: m.Source})
+		return true
+	})
+	var users []policy.UserPolicy
+	st.AllUserPolicies(func(p *fsm.UserPolicy) bool {
+		users = append(users, policy.UserPolicy{Account: p.Account, User: p.User, Name: p.Name, Document: p.Document})
+		return true
+	})
+	if err := s.deps.Authorizer.Update(context.Background(), v, mods, users); err != nil {
+		s.log.Error("the cluster's policies do not compile on this node; refusing requests", "version", v, "err", err)
+		return fmt.Errorf("%w: %v", ErrPolicyUnavailable, err)
 	}
 	return nil
 }
@@ -114,18 +148,27 @@ func (c *call) BuildInput(in *policy.Input) {
 		Principal: policy.Principal{Account: c.principal.account, Type: c.principal.kind.String(),
 			Name: c.principal.name, AccessKeyID: c.principal.accessKeyID, System: c.principal.system},
 		Context: policy.RequestContext{SourceIP: c.ctx.RemoteIP().String(), SecureTransport: c.ctx.IsTLS(),
-			Time: c.now.UTC().Format(time.RFC3339)},
+			Time: c.now.UTC().Format(time.RFC3339), Region: c.s.cfg.Region},
 	}
 	if c.principal.kind == fsm.PrincipalService {
 		in.Principal.ProductCode = c.principal.name
+	}
+	if n := c.authContext.Len(); n > 0 {
+		in.Context.EncryptionContext = make(map[string]string, n)
+		for _, p := range c.authContext.Pairs() {
+			in.Context.EncryptionContext[p.Key] = p.Value
+		}
 	}
 	if k == nil {
 		return
 	}
 	in.Resource = &policy.Resource{Account: k.Account, ARN: c.s.arn(k), KeyID: k.ID, Class: "customer",
 		ProtectionLevel: k.Protection, State: k.State.String(), Creator: k.Account}
-	if k.CreatorType == "Service" {
-		in.Resource.Class = "service"
+	if strings.HasPrefix(c.authRef, fsm.AliasPrefix) {
+		in.Resource.Alias = c.authRef
+	}
+	if k.IsServiceKey() {
+		in.Resource.Class, in.Resource.Creator = "service", k.Product
 	}
 	if len(k.Tags) > 0 {
 		in.Resource.Tags = make(map[string]string, len(k.Tags))
@@ -133,6 +176,36 @@ func (c *call) BuildInput(in *policy.Input) {
 			in.Resource.Tags[t.Key] = t.Value
 		}
 	}
+}
+
+// ContextDigest implements policy.InputBuilder: the request context the
+// policies may read (source IP, TLS, encryption context, time to the second).
+func (c *call) ContextDigest() uint64 {
+	var h maphash.Hash
+	h.SetSeed(contextSeed)
+	h.Write(c.ctx.RemoteIP())
+	h.WriteByte(boolByte(c.ctx.IsTLS()))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(c.now.Unix()))
+	h.Write(n[:])
+	for _, p := range c.authContext.Pairs() {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p.Key)))
+		h.Write(n[:])
+		h.WriteString(p.Key)
+		binary.BigEndian.PutUint64(n[:], uint64(len(p.Value)))
+		h.Write(n[:])
+		h.WriteString(p.Value)
+	}
+	return h.Sum64()
+}
+
+var contextSeed = maphash.MakeSeed()
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // propose commits a state change made on behalf of the caller. The command

@@ -20,16 +20,37 @@ const maintenanceBatch = 256
 // checking every interval until ctx ends. The FSM judges
 // "due" by the command's leader-stamped time, so a change proposed twice
 // (by an old and a new leader) happens once.
+//
+// On every node it also drops (and zeroes) the secrets of AccessKeys that
+// were deleted or disabled, and about once a minute reports when this
+// node's clients last used their AccessKeys.
 func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastReport time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			report := time.Since(lastReport) >= time.Minute
+			if report {
+				lastReport = time.Now()
+			}
+			s.housekeep(ctx, report)
 			s.maintain(ctx)
 		}
+	}
+}
+
+// housekeep is the per-node part of maintenance.
+func (s *Server) housekeep(ctx context.Context, report bool) {
+	ids, times := s.secrets.sweep(s.deps.State.State())
+	if !report || len(ids) == 0 || !s.deps.Node.Ready() {
+		return
+	}
+	if err := s.proposeSystem(ctx, &fsm.TouchAccessKeys{IDs: ids, Times: times}); err != nil {
+		s.log.Debug("reporting AccessKey use failed; will retry", "err", err)
 	}
 }
 

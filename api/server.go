@@ -34,9 +34,13 @@ type StateReader interface {
 }
 
 // Authorizer decides a request, building the full policy input only when
-// it must evaluate. policy.Engine implements it.
+// it must evaluate, under a version of the policies it is kept up to date
+// with. policy.Engine implements it.
 type Authorizer interface {
 	Decide(ctx context.Context, r policy.Request, b policy.InputBuilder) (policy.Decision, error)
+	Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error)
+	Version() uint64
+	Update(ctx context.Context, version uint64, modules []policy.Module, users []policy.UserPolicy) error
 }
 
 // Node is this node's place in the cluster: whether it may serve, its

@@ -125,7 +125,7 @@ func (tn *testNode) createKey(t testing.TB) string {
 }
 
 // panicAuthorizer stands in for a policy engine with a bug.
-type panicAuthorizer struct{}
+type panicAuthorizer struct{ Authorizer }
 
 func (panicAuthorizer) Decide(context.Context, policy.Request, policy.InputBuilder) (policy.Decision, error) {
 	panic("bug in a dependency")
@@ -134,7 +134,7 @@ func (panicAuthorizer) Decide(context.Context, policy.Request, policy.InputBuild
 func TestAPanickingRequestIsAnswered500AndTheNodeKeepsServing(t *testing.T) {
 	tn := startTestNode(t)
 	real := tn.srv.deps.Authorizer
-	tn.srv.deps.Authorizer = panicAuthorizer{}
+	tn.srv.deps.Authorizer = panicAuthorizer{real}
 	tn.wantCode(t, "ListKeys", nil, 500, "InternalFailure")
 	tn.srv.deps.Authorizer = real
 	tn.call(t, "ListKeys", nil, nil)

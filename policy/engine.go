@@ -13,14 +13,24 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
 //go:embed builtin/*.rego
 var builtinFS embed.FS
 
-// ErrEvaluation is returned (wrapped) when a policy fails to evaluate; the
-// request is then denied.
-var ErrEvaluation = errors.New("policy: evaluation failed")
+// Errors of the engine.
+var (
+	// ErrEvaluation is returned (wrapped) when a policy fails to evaluate;
+	// the request is then denied.
+	ErrEvaluation = errors.New("policy: evaluation failed")
+	// ErrModule is returned (wrapped, with the compiler's message) for a
+	// module that does not compile or is not in package kms.custom.
+	ErrModule = errors.New("policy: invalid Rego module")
+)
+
+// CustomPackage is the package (or package prefix) of policy authors' modules.
+const CustomPackage = "kms.custom"
 
 // Principal is input.principal.
 type Principal struct {
@@ -43,7 +53,7 @@ type Resource struct {
 	Instance        string            `json:"instance,omitempty"`
 	ProtectionLevel string            `json:"protection_level"`
 	State           string            `json:"state"`
-	Creator         string            `json:"creator"`
+	Creator         string            `json:"creator"` // the account, or a service key's product code
 }
 
 // RequestContext is input.context.
@@ -52,6 +62,7 @@ type RequestContext struct {
 	SourceIP          string            `json:"source_ip"`
 	SecureTransport   bool              `json:"secure_transport"`
 	Time              string            `json:"time"` // RFC 3339
+	Region            string            `json:"region"`
 }
 
 // Input is the document every decision is made over.
@@ -68,6 +79,36 @@ type Decision struct {
 	Reasons []string // why not, when denied
 }
 
+// Request names a decision for the cache: who (the AccessKey), what (the
+// action) and on what (the key and its revision, which changes with any of
+// the key's attributes). With the policy version, this fixes every input
+// field except the request context; a decision that may depend on the
+// context (see Engine) is cached per context as well.
+type Request struct {
+	AccessKeyID string
+	User        string // "account/user" when the principal is a user, else ""
+	Action      string // e.g. kms:GenerateDataKey
+	Account     string // the resource's account; "" for account-level actions
+	KeyID       string // the resource key; "" for account-level actions
+	KeyRevision uint64
+}
+
+// InputBuilder gives what a decision needs beyond its Request, on demand:
+// Decide builds the full Input only on a cache miss, and asks for a digest
+// of the request context only when the policies read it.
+type InputBuilder interface {
+	BuildInput(in *Input)
+	// ContextDigest summarises input.context (source IP, TLS, encryption
+	// context, time to the second).
+	ContextDigest() uint64
+}
+
+// Module is a policy author's Rego module.
+type Module struct{ Name, Source string }
+
+// UserPolicy is a RAM-style document attached to a user.
+type UserPolicy struct{ Account, User, Name, Document string }
+
 // Config configures an Engine.
 type Config struct {
 	// CacheSize bounds the decision cache (entries); default 100000.
@@ -78,51 +119,37 @@ type Config struct {
 type Engine struct {
 	cfg      Config
 	prepared atomic.Pointer[compiled]
+	loading  sync.Mutex
 	mu       sync.RWMutex
 	cache    map[cacheKey]Decision
 	hits     atomic.Uint64
 	misses   atomic.Uint64
 }
 
+// compiled is one version of the policies, ready to evaluate.
 type compiled struct {
 	version uint64
 	query   rego.PreparedEvalQuery
-}
-
-// Request names a decision: the principal's AccessKey, the action and the
-// resource. Every input field the built-in rules read follows from these
-// (the principal from its AccessKey, the key's account from its id), so
-// they, with the policy version, key the decision cache. (When policies
-// can read more — tags, context, time — the key grows with them.)
-type Request struct {
-	AccessKeyID string
-	Action      string // e.g. kms:GenerateDataKey
-	Account     string // the resource's account; "" for account-level actions
-	KeyID       string // the resource key; "" for account-level actions
-}
-
-// InputBuilder fills the full Input of a request. Decide calls it only when
-// the decision is not cached, so the fast path never builds an Input.
-type InputBuilder interface {
-	BuildInput(in *Input)
+	// contextAll: a custom module reads input.context, so every decision
+	// may depend on it. contextUsers: users whose documents have context
+	// conditions.
+	contextAll   bool
+	contextUsers map[string]bool
 }
 
 type cacheKey struct {
 	version uint64
 	Request
+	context uint64 // ContextDigest, when the decision may depend on it
 }
 
-// New compiles the built-in modules and returns an Engine.
+// New compiles the built-in modules and returns an Engine at version 0.
 func New(cfg Config) (*Engine, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 100000
 	}
 	e := &Engine{cfg: cfg, cache: make(map[cacheKey]Decision)}
-	modules, err := builtinModules()
-	if err != nil {
-		return nil, err
-	}
-	if err := e.load(context.Background(), 1, modules); err != nil {
+	if err := e.Update(context.Background(), 0, nil, nil); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -141,34 +168,137 @@ func builtinModules() (map[string]string, error) {
 	return out, err
 }
 
-// load compiles modules and, only if that succeeds, makes them current.
-func (e *Engine) load(ctx context.Context, version uint64, modules map[string]string) error {
-	opts := []func(*rego.Rego){rego.Query("data.kms.authz.decision")}
-	names := make([]string, 0, len(modules))
-	for n := range modules {
-		names = append(names, n)
+// Version returns the policy version the engine decides under.
+func (e *Engine) Version() uint64 { return e.prepared.Load().version }
+
+// Update compiles a version of the policies — the built-in modules, the
+// authors' modules and the users' documents — and makes it current, unless
+// the engine already has that version. If they do not compile, the current
+// policies stay and the error is returned.
+func (e *Engine) Update(ctx context.Context, version uint64, modules []Module, users []UserPolicy) error {
+	e.loading.Lock()
+	defer e.loading.Unlock()
+	if cur := e.prepared.Load(); cur != nil && cur.version == version {
+		return nil
 	}
-	slices.Sort(names)
-	for _, n := range names {
-		opts = append(opts, rego.Module(n, modules[n]))
-	}
-	q, err := rego.New(opts...).PrepareForEval(ctx)
+	c, err := compile(ctx, version, modules, users)
 	if err != nil {
-		return fmt.Errorf("policy: compile: %w", err)
+		return err
 	}
-	e.prepared.Store(&compiled{version: version, query: q})
+	e.prepared.Store(c)
 	e.mu.Lock()
 	clear(e.cache)
 	e.mu.Unlock()
 	return nil
 }
 
-// Decide returns the decision for r, from the cache when r was decided under
-// the current policies, else by evaluating the Input b builds. The strings
-// of r may alias buffers the caller reuses: Decide copies what it keeps.
+// Check compiles modules with the built-in ones, as Update would, without
+// changing the engine: publishing a module that does not compile is
+// refused before it reaches the cluster.
+func Check(ctx context.Context, modules []Module) error {
+	_, err := compile(ctx, 0, modules, nil)
+	return err
+}
+
+func compile(ctx context.Context, version uint64, modules []Module, users []UserPolicy) (*compiled, error) {
+	c := &compiled{version: version, contextUsers: map[string]bool{}}
+	src, err := builtinModules()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range modules {
+		parsed, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: %v", ErrModule, m.Name, err)
+		}
+		pkg := strings.TrimPrefix(parsed.Package.Path.String(), "data.")
+		if pkg != CustomPackage && !strings.HasPrefix(pkg, CustomPackage+".") {
+			return nil, fmt.Errorf("%w %s: package %s: author modules live in package %s or below it", ErrModule, m.Name, pkg, CustomPackage)
+		}
+		for _, r := range parsed.Rules {
+			name := r.Head.Name.String()
+			if len(r.Head.Reference) > 0 {
+				name = r.Head.Reference[len(r.Head.Reference)-1].String()
+			}
+			if (name == "allow" || name == "deny") && r.Head.RuleKind() != ast.MultiValue {
+				return nil, fmt.Errorf("%w %s: line %d: %s must be a set of reasons: write `%s contains \"why\" if { … }`",
+					ErrModule, m.Name, r.Location.Row, name, name)
+			}
+		}
+		c.contextAll = c.contextAll || readsContext(parsed)
+		src["custom/"+m.Name+".rego"] = m.Source
+	}
+	byUser := map[string]map[string][]any{}
+	for _, p := range users {
+		doc, ctxDep, err := ParseDocument(p.Document)
+		if err != nil {
+			return nil, fmt.Errorf("user %s/%s policy %s: %w", p.Account, p.User, p.Name, err)
+		}
+		if byUser[p.Account] == nil {
+			byUser[p.Account] = map[string][]any{}
+		}
+		byUser[p.Account][p.User] = append(byUser[p.Account][p.User], map[string]any{"name": p.Name, "document": doc})
+		if ctxDep {
+			c.contextUsers[p.Account+"/"+p.User] = true
+		}
+	}
+	data := map[string]any{"raftkms": map[string]any{"user_policies": toAny(byUser)}}
+	opts := []func(*rego.Rego){rego.Query("data.kms.authz.decision"), rego.Store(inmem.NewFromObject(data))}
+	names := make([]string, 0, len(src))
+	for n := range src {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		opts = append(opts, rego.Module(n, src[n]))
+	}
+	c.query, err = rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrModule, err)
+	}
+	return c, nil
+}
+
+// toAny turns the nested user-policy map into the plain JSON-like values
+// the OPA store takes.
+func toAny(m map[string]map[string][]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for a, users := range m {
+		u := make(map[string]any, len(users))
+		for name, docs := range users {
+			u[name] = docs
+		}
+		out[a] = u
+	}
+	return out
+}
+
+// readsContext reports whether a module refers to input.context.
+func readsContext(m *ast.Module) bool {
+	found := false
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		if len(r) >= 2 && r[0].Equal(ast.InputRootDocument) {
+			if s, ok := r[1].Value.(ast.String); ok && s == "context" {
+				found = true
+			}
+		} else if len(r) == 1 && r[0].Equal(ast.InputRootDocument) {
+			found = true // all of input, context included
+		}
+		return found
+	})
+	return found
+}
+
+// Decide returns the decision for r, from the cache when r was decided
+// under the current policies (and, if they read it, the same request
+// context), else by evaluating the Input b builds. The strings of r may
+// alias buffers the caller reuses: Decide copies what it keeps.
 func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decision, error) {
 	c := e.prepared.Load()
 	k := cacheKey{version: c.version, Request: r}
+	if c.contextAll || (r.User != "" && c.contextUsers[r.User]) {
+		k.context = b.ContextDigest()
+	}
 	e.mu.RLock()
 	d, ok := e.cache[k]
 	e.mu.RUnlock()
@@ -183,7 +313,8 @@ func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decisio
 	if err != nil {
 		return Decision{Reasons: []string{"policy evaluation failed"}}, err
 	}
-	k.Request = Request{strings.Clone(r.AccessKeyID), strings.Clone(r.Action), strings.Clone(r.Account), strings.Clone(r.KeyID)}
+	k.Request = Request{strings.Clone(r.AccessKeyID), strings.Clone(r.User), strings.Clone(r.Action),
+		strings.Clone(r.Account), strings.Clone(r.KeyID), r.KeyRevision}
 	e.mu.Lock()
 	if len(e.cache) >= e.cfg.CacheSize {
 		clear(e.cache) // crude but bounded; decisions are cheap to recompute

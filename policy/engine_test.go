@@ -2,131 +2,254 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
 	"slices"
 	"testing"
 )
 
-func newEngine(t testing.TB) *Engine {
+type golden struct {
+	Modules      map[string]string
+	UserPolicies []struct{ Account, User, Name, Document string } `json:"user_policies"`
+	Cases        []struct {
+		Name    string
+		Modules []string
+		Input   Input
+		Allow   bool
+		Reasons []string
+	}
+}
+
+func loadGolden(t testing.TB) golden {
 	t.Helper()
-	e, err := New(Config{})
+	b, err := os.ReadFile("testdata/decisions.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
-}
-
-func keyIn(account string) *Resource {
-	return &Resource{Account: account, ARN: "acs:kms:cn-hangzhou:" + account + ":key/key-1", KeyID: "key-1",
-		Class: "customer", ProtectionLevel: "SOFTWARE", State: "Enabled", Creator: account}
-}
-
-func TestBuiltinDecisions(t *testing.T) {
-	root := Principal{Account: "111", Type: "root", AccessKeyID: "AK1"}
-	cases := []struct {
-		name    string
-		in      Input
-		allow   bool
-		reasons []string
-	}{
-		{"root acts on its own key", Input{Action: "kms:GenerateDataKey", Principal: root, Resource: keyIn("111")}, true, nil},
-		{"root acts on its account", Input{Action: "kms:CreateKey", Principal: root}, true, nil},
-		{"root of another account", Input{Action: "kms:Decrypt", Principal: root, Resource: keyIn("222")}, false,
-			[]string{"no policy allows kms:Decrypt for a root principal", "the resource belongs to another account"}},
-		{"system root administers the cluster", Input{Action: "cluster:RemoveClusterNode", Principal: Principal{Account: "111", Type: "root", AccessKeyID: "AK1", System: true}}, true, nil},
-		{"another account's root cannot", Input{Action: "cluster:SaveClusterSnapshot", Principal: root}, false,
-			[]string{"cluster administration is reserved to the system account's root", "no policy allows cluster:SaveClusterSnapshot for a root principal"}},
-		{"user without policies", Input{Action: "kms:Encrypt", Principal: Principal{Account: "111", Type: "user", Name: "alice", AccessKeyID: "AK2"}, Resource: keyIn("111")}, false,
-			[]string{"no policy allows kms:Encrypt for a user principal"}},
+	var g golden
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
 	}
-	e := newEngine(t)
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cached := func(ctx context.Context, in *Input) (Decision, error) { return e.Decide(ctx, request(in), fixed{in}) }
-			for _, decide := range []func(context.Context, *Input) (Decision, error){cached, e.Evaluate, cached} {
-				d, err := decide(context.Background(), &c.in)
+	return g
+}
+
+// fixed is an InputBuilder over a prepared Input.
+type fixed struct {
+	in     *Input
+	digest uint64
+}
+
+func (f fixed) BuildInput(in *Input)  { *in = *f.in }
+func (f fixed) ContextDigest() uint64 { return f.digest }
+
+func request(in *Input) Request {
+	r := Request{AccessKeyID: "AK-" + in.Principal.Account + "-" + in.Principal.Name, Action: in.Action}
+	if in.Principal.Type == "user" {
+		r.User = in.Principal.Account + "/" + in.Principal.Name
+	}
+	if in.Resource != nil {
+		r.Account, r.KeyID = in.Resource.Account, in.Resource.ARN
+	}
+	return r
+}
+
+// TestGoldenDecisions runs the decisions in testdata/decisions.json, with
+// and without the cache.
+func TestGoldenDecisions(t *testing.T) {
+	g := loadGolden(t)
+	var users []UserPolicy
+	for _, p := range g.UserPolicies {
+		users = append(users, UserPolicy{p.Account, p.User, p.Name, p.Document})
+	}
+	for i, c := range g.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			var mods []Module
+			for _, m := range c.Modules {
+				mods = append(mods, Module{Name: m, Source: g.Modules[m]})
+			}
+			e, err := New(Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Update(context.Background(), uint64(i+1), mods, users); err != nil {
+				t.Fatal(err)
+			}
+			want := c.Reasons
+			if want == nil {
+				want = []string{}
+			}
+			for _, decide := range []string{"evaluate", "decide", "decide again (cached)"} {
+				var d Decision
+				var err error
+				if decide == "evaluate" {
+					d, err = e.Evaluate(context.Background(), &c.Input)
+				} else {
+					d, err = e.Decide(context.Background(), request(&c.Input), fixed{in: &c.Input})
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d.Allow != c.allow || !slices.Equal(d.Reasons, c.reasons) {
-					t.Fatalf("decision = %+v, want allow=%v reasons=%q", d, c.allow, c.reasons)
+				got := d.Reasons
+				if got == nil {
+					got = []string{}
+				}
+				if d.Allow != c.Allow || !slices.Equal(got, want) {
+					t.Fatalf("%s: allow=%v reasons=%q, want allow=%v reasons=%q", decide, d.Allow, got, c.Allow, want)
 				}
 			}
 		})
 	}
 }
 
-// fixed is an InputBuilder that hands out a prepared Input.
-type fixed struct{ in *Input }
-
-func (f fixed) BuildInput(in *Input) { *in = *f.in }
-
-func request(in *Input) Request {
-	r := Request{AccessKeyID: in.Principal.AccessKeyID, Action: in.Action}
-	if in.Resource != nil {
-		r.Account, r.KeyID = in.Resource.Account, in.Resource.KeyID
+func TestContextDependentDecisionsAreCachedPerContext(t *testing.T) {
+	g := loadGolden(t)
+	var users []UserPolicy
+	for _, p := range g.UserPolicies {
+		users = append(users, UserPolicy{p.Account, p.User, p.Name, p.Document})
 	}
-	return r
-}
-
-func TestDecisionCacheServesRepeatsAndIsBounded(t *testing.T) {
-	e, err := New(Config{CacheSize: 2})
-	if err != nil {
+	e, _ := New(Config{})
+	if err := e.Update(context.Background(), 7, nil, users); err != nil {
 		t.Fatal(err)
 	}
-	in := Input{Action: "kms:Encrypt", Principal: Principal{Account: "1", Type: "root", AccessKeyID: "AK"}, Resource: keyIn("1")}
-	for range 3 {
-		e.Decide(context.Background(), request(&in), fixed{&in})
+	in := Input{Action: "kms:Decrypt", Principal: Principal{Account: "111", Type: "user", Name: "bob"},
+		Resource: &Resource{Account: "111", ARN: "acs:kms:cn-hangzhou:111:key/key-1", Class: "customer", Creator: "111"}}
+	orders, users2 := in, in
+	orders.Context.EncryptionContext = map[string]string{"table": "orders"}
+	users2.Context.EncryptionContext = map[string]string{"table": "users"}
+	r := request(&in)
+	if d, _ := e.Decide(context.Background(), r, fixed{&orders, 1}); !d.Allow {
+		t.Fatal("orders context denied")
 	}
-	if h, m := e.Stats(); h != 2 || m != 1 {
-		t.Fatalf("hits, misses = %d, %d; want 2, 1", h, m)
+	if d, _ := e.Decide(context.Background(), r, fixed{&users2, 2}); d.Allow {
+		t.Fatal("a cached allow leaked to another encryption context")
 	}
-	for _, a := range []string{"kms:A", "kms:B", "kms:C"} {
+	// Alice's documents do not read the context: one entry serves all.
+	alice := Input{Action: "kms:Encrypt", Principal: Principal{Account: "111", Type: "user", Name: "alice"},
+		Resource: &Resource{Account: "111", ARN: "acs:kms:cn-hangzhou:111:key/key-1", Class: "customer", Creator: "111"}}
+	e.Decide(context.Background(), request(&alice), fixed{&alice, 1})
+	h0, _ := e.Stats()
+	e.Decide(context.Background(), request(&alice), fixed{&alice, 99})
+	if h1, _ := e.Stats(); h1 != h0+1 {
+		t.Fatal("a context-independent decision was not served from the cache for another context")
+	}
+}
+
+func TestUpdateRefusesBadModulesAndKeepsTheCurrentPolicies(t *testing.T) {
+	e, _ := New(Config{})
+	cases := map[string]Module{
+		"does not compile":    {Name: "bad", Source: "package kms.custom\nallow contains x if {"},
+		"outside kms.custom":  {Name: "sneaky", Source: "package kms.authz\nallowed := true\n"},
+		"conflicts with base": {Name: "dup", Source: "package kms.custom\nallow := true\n"},
+	}
+	for name, m := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := Check(context.Background(), []Module{m}); !errors.Is(err, ErrModule) {
+				t.Fatalf("Check err = %v, want ErrModule", err)
+			}
+			if err := e.Update(context.Background(), 5, []Module{m}, nil); err == nil {
+				t.Fatal("Update accepted a bad module")
+			}
+			if e.Version() != 0 {
+				t.Fatalf("a failed Update moved the version to %d", e.Version())
+			}
+		})
+	}
+	if err := e.Update(context.Background(), 6, nil, []UserPolicy{{"1", "u", "p", `{"Statement":[{"Effect":"Maybe","Action":"kms:*"}]}`}}); !errors.Is(err, ErrDocument) {
+		t.Fatalf("Update with a bad document err = %v, want ErrDocument", err)
+	}
+}
+
+func TestParseDocument(t *testing.T) {
+	good := []string{
+		`{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`,
+		`{"Statement":[{"Effect":"Deny","Action":["kms:Decrypt"],"Condition":{"NotIpAddress":{"acs:SourceIp":["10.0.0.0/8","::1"]}}}]}`,
+	}
+	for _, d := range good {
+		if _, _, err := ParseDocument(d); err != nil {
+			t.Errorf("ParseDocument(%s): %v", d, err)
+		}
+	}
+	bad := []string{
+		`not json`, `{}`, `{"Statement":[]}`, `{"Version":"2","Statement":[{"Effect":"Allow","Action":"kms:*"}]}`,
+		`{"Statement":[{"Effect":"allow","Action":"kms:*"}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":[]}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"Encrypt"}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Condition":{"NumericEquals":{"acs:SourceIp":"1"}}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Condition":{"IpAddress":{"acs:SourceIp":"not-an-ip"}}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Condition":{"StringEquals":{"acs:UserAgent":"x"}}}]}`,
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Principal":"*"}]}`,
+	}
+	for _, d := range bad {
+		if _, _, err := ParseDocument(d); !errors.Is(err, ErrDocument) {
+			t.Errorf("ParseDocument(%s) err = %v, want ErrDocument", d, err)
+		}
+	}
+}
+
+func TestDecisionCacheIsBounded(t *testing.T) {
+	e, _ := New(Config{CacheSize: 2})
+	in := Input{Action: "kms:Encrypt", Principal: Principal{Account: "1", Type: "root", AccessKeyID: "AK"}}
+	for _, a := range []string{"kms:A", "kms:B", "kms:C", "kms:D"} {
 		in.Action = a
-		e.Decide(context.Background(), request(&in), fixed{&in})
+		e.Decide(context.Background(), request(&in), fixed{in: &in})
 	}
 	if n := len(e.cache); n > 2 {
 		t.Fatalf("cache holds %d entries, bound is 2", n)
 	}
 }
 
-func TestFailedCompileKeepsCurrentPolicies(t *testing.T) {
-	e := newEngine(t)
-	before := e.prepared.Load()
-	if err := e.load(context.Background(), 2, map[string]string{"bad.rego": "package kms.authz\nallow if {"}); err == nil {
-		t.Fatal("load accepted a module that does not compile")
-	}
-	if e.prepared.Load() != before {
-		t.Fatal("a failed compile replaced the policies")
-	}
-}
-
 func benchInput() *Input {
-	return &Input{Action: "kms:GenerateDataKey", Principal: Principal{Account: "111", Type: "root", AccessKeyID: "AK1"}, Resource: keyIn("111")}
+	return &Input{Action: "kms:GenerateDataKey", Principal: Principal{Account: "111", Type: "root", AccessKeyID: "AK1"},
+		Resource: &Resource{Account: "111", ARN: "acs:kms:cn-hangzhou:111:key/key-1", KeyID: "key-1", Class: "customer", Creator: "111"}}
 }
 
 // BenchmarkDecideCached is the fast-path cost of a decision.
 func BenchmarkDecideCached(b *testing.B) {
-	e := newEngine(b)
+	e, _ := New(Config{})
 	in := benchInput()
 	r := request(in)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if d, _ := e.Decide(context.Background(), r, fixed{in}); !d.Allow {
+			if d, _ := e.Decide(context.Background(), r, fixed{in: in}); !d.Allow {
 				b.Fatal("denied")
 			}
 		}
 	})
 }
 
-// BenchmarkEvaluateUncached is one full Rego evaluation.
+// BenchmarkEvaluateUncached is one full Rego evaluation (root principal).
 func BenchmarkEvaluateUncached(b *testing.B) {
-	e := newEngine(b)
+	e, _ := New(Config{})
 	in := benchInput()
 	b.ReportAllocs()
 	for b.Loop() {
 		if d, _ := e.Evaluate(context.Background(), in); !d.Allow {
 			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkEvaluateUserPolicy is one evaluation of a user with a policy
+// document of 10 statements.
+func BenchmarkEvaluateUserPolicy(b *testing.B) {
+	e, _ := New(Config{})
+	doc := `{"Statement":[`
+	for i := range 9 {
+		doc += `{"Effect":"Allow","Action":"kms:Describe` + string(rune('A'+i)) + `","Resource":"*"},`
+	}
+	doc += `{"Effect":"Allow","Action":"kms:GenerateDataKey","Resource":"acs:kms:*:*:key/*","Condition":{"StringEquals":{"kms:tag/env":"dev"}}}]}`
+	if err := e.Update(context.Background(), 1, nil, []UserPolicy{{"111", "u", "p", doc}}); err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput()
+	in.Principal.Type, in.Principal.Name = "user", "u"
+	in.Resource.Tags = map[string]string{"env": "dev"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d, _ := e.Evaluate(context.Background(), in); !d.Allow {
+			b.Fatal("denied", d.Reasons)
 		}
 	}
 }

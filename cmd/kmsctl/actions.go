@@ -12,6 +12,7 @@ const (
 	text    kind = iota // --key-id VALUE
 	integer             // --page-size 10
 	boolean             // --dry-run, --enable-deletion-protection=false
+	file                // --module-file FILE: the parameter is the file's content
 )
 
 type param struct {
@@ -32,6 +33,16 @@ type action struct {
 }
 
 const kmsVersion = "2016-01-20"
+
+var (
+	userNameParam   = param{"UserName", text, true, "the user's name"}
+	policyNameParam = param{"PolicyName", text, true, "the policy's name"}
+	productParam    = param{"ProductCode", text, true, "the cloud product's code, e.g. ecs"}
+	keyOwnerParams  = []param{
+		{"UserName", text, false, "a user's AccessKeys (default: the account root's)"},
+		{"ProductCode", text, false, "a service principal's AccessKeys"},
+	}
+)
 
 var (
 	keyID      = param{"KeyId", text, true, "key id, alias (alias/…) or ARN"}
@@ -90,6 +101,35 @@ var actions = []action{
 		{"SourceEncryptionContext", text, false, "context the ciphertext was made with"},
 		{"DestinationEncryptionContext", text, false, "context for the new ciphertext"}, dryRun}},
 	{"DescribeRegions", kmsVersion, "List regions", nil},
+	// raftkms's own identity and policy actions.
+	{"CreateAccount", ownVersion, "Create an account (tenant) and its root AccessKey [system root]", []param{
+		{"AccountName", text, true, "the account's name"}}},
+	{"ListAccounts", ownVersion, "List accounts [system root]", nil},
+	{"DeleteAccount", ownVersion, "Delete an account that holds no keys [system root]", []param{
+		{"AccountId", text, true, "the account's id"}}},
+	{"CreateUser", ownVersion, "Create a user in your account", []param{userNameParam}},
+	{"ListUsers", ownVersion, "List your account's users", nil},
+	{"DeleteUser", ownVersion, "Delete a user with its AccessKeys and policies", []param{userNameParam}},
+	{"CreateServicePrincipal", ownVersion, "Let a cloud product act in your account; prints its AccessKey", []param{productParam}},
+	{"ListServicePrincipals", ownVersion, "List your account's service principals", nil},
+	{"DeleteServicePrincipal", ownVersion, "Remove a service principal and its AccessKeys", []param{productParam}},
+	{"CreateAccessKey", ownVersion, "Create an AccessKey (prints AccessKeyId and AccessKeySecret)", keyOwnerParams},
+	{"ListAccessKeys", ownVersion, "List AccessKeys with their status and last use", keyOwnerParams},
+	{"UpdateAccessKey", ownVersion, "Enable or disable an AccessKey", []param{
+		{"AccessKeyId", text, true, "the AccessKey"}, {"Status", text, true, "Active or Inactive"}}},
+	{"DeleteAccessKey", ownVersion, "Delete an AccessKey", []param{{"AccessKeyId", text, true, "the AccessKey"}}},
+	{"PutUserPolicy", ownVersion, "Attach (or replace) a RAM-style policy document on a user", []param{userNameParam, policyNameParam,
+		{"PolicyDocument", text, true, `the document, e.g. '{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}'`}}},
+	{"GetUserPolicy", ownVersion, "Show a user's policy document", []param{userNameParam, policyNameParam}},
+	{"ListUserPolicies", ownVersion, "List a user's policies", []param{userNameParam}},
+	{"DeleteUserPolicy", ownVersion, "Detach a policy from a user", []param{userNameParam, policyNameParam}},
+	{"PutRegoPolicy", ownVersion, "Publish (or replace) a Rego module in package kms.custom [system root]", []param{policyNameParam,
+		{"Module", file, true, "the .rego file"}}},
+	{"GetRegoPolicy", ownVersion, "Show a published Rego module [system root]", []param{policyNameParam}},
+	{"ListRegoPolicies", ownVersion, "List published Rego modules [system root]", nil},
+	{"DeleteRegoPolicy", ownVersion, "Withdraw a Rego module [system root]", []param{policyNameParam}},
+	{"EvaluatePolicy", ownVersion, "Decide an input document under the published policies", []param{
+		{"Input", text, true, "the input document (JSON); see also kmsctl policy eval"}}},
 	{"GetRandomPassword", kmsVersion, "Generate a random password", []param{
 		{"PasswordLength", integer, false, "length, 8–128 (default 32)"},
 		{"ExcludeCharacters", text, false, "characters to leave out"},

@@ -63,15 +63,21 @@ func TestUsageErrorsExitTwoWithoutCallingTheServer(t *testing.T) {
 	}
 }
 
-// TestEveryOwnActionIsReachable: each raftkms action has a kmsctl command
-// that names it (cluster.go).
+// TestEveryOwnActionIsReachable: each raftkms action has a generated
+// subcommand or a cluster command that names it (cluster.go).
 func TestEveryOwnActionIsReachable(t *testing.T) {
 	src, err := os.ReadFile("cluster.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	generated := map[string]bool{}
+	for _, a := range actions {
+		if a.version == ownVersion {
+			generated[a.name] = true
+		}
+	}
 	for _, name := range api.Actions(api.OwnVersion) {
-		if !strings.Contains(string(src), `"`+name+`"`) {
+		if !generated[name] && !strings.Contains(string(src), `"`+name+`"`) {
 			t.Errorf("the server serves %s but no kmsctl command calls it", name)
 		}
 	}

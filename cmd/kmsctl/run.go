@@ -107,13 +107,20 @@ func actionCommand(a action, g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			params := map[string]string{}
 			for _, p := range a.params {
-				f := cmd.Flags().Lookup(kebab(p.name))
+				f := cmd.Flags().Lookup(flagName(p))
 				if !f.Changed {
 					continue
 				}
 				switch v := values[p.name].(type) {
 				case *string:
 					params[p.name] = *v
+					if p.kind == file {
+						b, err := os.ReadFile(*v)
+						if err != nil {
+							return err
+						}
+						params[p.name] = string(b)
+					}
 				case *int64:
 					params[p.name] = strconv.FormatInt(*v, 10)
 				case *bool:
@@ -134,10 +141,10 @@ func actionCommand(a action, g *globals) *cobra.Command {
 		},
 	}
 	for _, p := range a.params {
-		name := kebab(p.name)
+		name := flagName(p)
 		help := p.help + " (" + p.name + ")"
 		switch p.kind {
-		case text:
+		case text, file:
 			values[p.name] = cmd.Flags().String(name, "", help)
 		case integer:
 			values[p.name] = cmd.Flags().Int64(name, 0, help)
@@ -149,6 +156,15 @@ func actionCommand(a action, g *globals) *cobra.Command {
 		}
 	}
 	return cmd
+}
+
+// flagName is a parameter's flag: KeyId → key-id; a file parameter gets
+// "-file" (Module → module-file).
+func flagName(p param) string {
+	if p.kind == file {
+		return kebab(p.name) + "-file"
+	}
+	return kebab(p.name)
 }
 
 func newClient(g *globals) (*client.Client, error) {
