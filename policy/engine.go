@@ -200,6 +200,41 @@ func Check(ctx context.Context, modules []Module) error {
 	return err
 }
 
+func packageName(m *ast.Module) string {
+	return strings.TrimPrefix(m.Package.Path.String(), "data.")
+}
+
+func inCustomPackage(m *ast.Module) bool {
+	pkg := packageName(m)
+	return pkg == CustomPackage || strings.HasPrefix(pkg, CustomPackage+".")
+}
+
+func ruleName(r *ast.Rule) string {
+	if len(r.Head.Reference) > 0 {
+		return r.Head.Reference[len(r.Head.Reference)-1].String()
+	}
+	return r.Head.Name.String()
+}
+
+// checkCustomModule enforces the contract of an author module: allow and
+// deny are sets of reasons, and tests live outside package kms.custom
+// (the decision reads every rule under it, so a test there that reads the
+// decision would depend on itself).
+func checkCustomModule(name string, m *ast.Module) error {
+	for _, r := range m.Rules {
+		rn := ruleName(r)
+		if (rn == "allow" || rn == "deny") && r.Head.RuleKind() != ast.MultiValue {
+			return fmt.Errorf("%w %s: line %d: %s must be a set of reasons: write `%s contains \"why\" if { … }`",
+				ErrModule, name, r.Location.Row, rn, rn)
+		}
+		if strings.HasPrefix(rn, "test_") {
+			return fmt.Errorf("%w %s: line %d: tests belong in their own package outside %s (for example package tests.%s)",
+				ErrModule, name, r.Location.Row, CustomPackage, strings.TrimPrefix(strings.TrimPrefix(packageName(m), CustomPackage), "."))
+		}
+	}
+	return nil
+}
+
 func compile(ctx context.Context, version uint64, modules []Module, users []UserPolicy) (*compiled, error) {
 	c := &compiled{version: version, contextUsers: map[string]bool{}}
 	src, err := builtinModules()
@@ -211,19 +246,12 @@ func compile(ctx context.Context, version uint64, modules []Module, users []User
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %v", ErrModule, m.Name, err)
 		}
-		pkg := strings.TrimPrefix(parsed.Package.Path.String(), "data.")
-		if pkg != CustomPackage && !strings.HasPrefix(pkg, CustomPackage+".") {
-			return nil, fmt.Errorf("%w %s: package %s: author modules live in package %s or below it", ErrModule, m.Name, pkg, CustomPackage)
+		if !inCustomPackage(parsed) {
+			return nil, fmt.Errorf("%w %s: package %s: author modules live in package %s or below it",
+				ErrModule, m.Name, packageName(parsed), CustomPackage)
 		}
-		for _, r := range parsed.Rules {
-			name := r.Head.Name.String()
-			if len(r.Head.Reference) > 0 {
-				name = r.Head.Reference[len(r.Head.Reference)-1].String()
-			}
-			if (name == "allow" || name == "deny") && r.Head.RuleKind() != ast.MultiValue {
-				return nil, fmt.Errorf("%w %s: line %d: %s must be a set of reasons: write `%s contains \"why\" if { … }`",
-					ErrModule, m.Name, r.Location.Row, name, name)
-			}
+		if err := checkCustomModule(m.Name, parsed); err != nil {
+			return nil, err
 		}
 		c.contextAll = c.contextAll || readsContext(parsed)
 		src["custom/"+m.Name+".rego"] = m.Source

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -251,5 +253,50 @@ func BenchmarkEvaluateUserPolicy(b *testing.B) {
 		if d, _ := e.Evaluate(context.Background(), in); !d.Allow {
 			b.Fatal("denied", d.Reasons)
 		}
+	}
+}
+
+// TestExamplePoliciesPassTheirTests runs examples/policies' Rego tests and
+// checks the example documents parse.
+func TestExamplePoliciesPassTheirTests(t *testing.T) {
+	results, err := RunTests(context.Background(), "../examples/policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) < 8 {
+		t.Fatalf("ran %d example tests, want at least 8", len(results))
+	}
+	for _, r := range results {
+		if !r.Pass {
+			t.Errorf("%s.%s: %s", r.Package, r.Name, r.Error)
+		}
+	}
+	docs, _ := filepath.Glob("../examples/policies/documents/*.json")
+	if len(docs) == 0 {
+		t.Fatal("no example documents")
+	}
+	for _, d := range docs {
+		b, _ := os.ReadFile(d)
+		if _, _, err := ParseDocument(string(b)); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+}
+
+func TestRunTestsReportsFailures(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x_test.rego"), []byte("package tests.x\n\ntest_fails if { 1 == 2 }\n"), 0o644)
+	results, err := RunTests(context.Background(), dir)
+	if err != nil || len(results) != 1 || results[0].Pass {
+		t.Fatalf("RunTests = %+v, %v", results, err)
+	}
+}
+
+func TestTestsInsideKmsCustomAreRejectedWithAHint(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x_test.rego"), []byte("package kms.custom.x\n\ntest_ok if { true }\n"), 0o644)
+	_, err := RunTests(context.Background(), dir)
+	if !errors.Is(err, ErrModule) || !strings.Contains(err.Error(), "package tests.x") {
+		t.Fatalf("RunTests error = %v, want a hint to use package tests.x", err)
 	}
 }
