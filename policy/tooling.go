@@ -1,11 +1,13 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +77,9 @@ func RunTests(ctx context.Context, dir string) ([]TestResult, error) {
 		}
 		out = append(out, tr)
 	}
+	slices.SortFunc(out, func(a, b TestResult) int {
+		return cmp.Or(cmp.Compare(a.Package, b.Package), cmp.Compare(a.Name, b.Name))
+	})
 	return out, nil
 }
 
