@@ -21,9 +21,9 @@ as_list(x) := [x] if not is_array(x)
 
 matches(st) if {
 	some a in as_list(st.Action)
-	glob.match(lower(a), [], lower(input.action))
+	glob.match(lower(a), null, lower(input.action))
 	some r in as_list(object.get(st, "Resource", "*"))
-	glob.match(r, [], resource)
+	glob.match(r, null, resource)
 	conditions_hold(st)
 }
 
@@ -63,12 +63,12 @@ condition("StringEqualsIgnoreCase", k, want) if {
 
 condition("StringLike", k, want) if {
 	some w in want
-	glob.match(w, [], value(k))
+	glob.match(w, null, value(k))
 }
 
 condition("StringNotLike", k, want) if {
 	every w in want {
-		not glob.match(w, [], value(k))
+		not glob.match(w, null, value(k))
 	}
 }
 
