@@ -216,11 +216,34 @@ func ruleName(r *ast.Rule) string {
 	return r.Head.Name.String()
 }
 
+// refusedBuiltins are Rego built-ins an author module may not call: a
+// decision must depend on its input alone (it is cached, and every node
+// must reach the same one), and must not reach the network.
+var refusedBuiltins = map[string]string{
+	"http.send":            "a decision never leaves the node",
+	"net.lookup_ip_addr":   "a decision never leaves the node",
+	"time.now_ns":          "decisions are cached; read input.context.time",
+	"rand.intn":            "a decision depends on its input alone",
+	"uuid.rfc4122":         "a decision depends on its input alone",
+	"opa.runtime":          "a decision depends on its input alone",
+	"io.jwt.decode_verify": "it reads the clock; decode with io.jwt.decode and compare input.context.time",
+}
+
 // checkCustomModule enforces the contract of an author module: allow and
 // deny are sets of reasons, and tests live outside package kms.custom
 // (the decision reads every rule under it, so a test there that reads the
 // decision would depend on itself).
 func checkCustomModule(name string, m *ast.Module) error {
+	var refused error
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		if why, ok := refusedBuiltins[r.String()]; ok && refused == nil {
+			refused = fmt.Errorf("%w %s: line %d: %s is not available to policies: %s", ErrModule, name, r[0].Location.Row, r, why)
+		}
+		return refused != nil
+	})
+	if refused != nil {
+		return refused
+	}
 	for _, r := range m.Rules {
 		rn := ruleName(r)
 		if (rn == "allow" || rn == "deny") && r.Head.RuleKind() != ast.MultiValue {

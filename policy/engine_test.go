@@ -143,6 +143,8 @@ func TestUpdateRefusesBadModulesAndKeepsTheCurrentPolicies(t *testing.T) {
 		"does not compile":    {Name: "bad", Source: "package kms.custom\nallow contains x if {"},
 		"outside kms.custom":  {Name: "sneaky", Source: "package kms.authz\nallowed := true\n"},
 		"conflicts with base": {Name: "dup", Source: "package kms.custom\nallow := true\n"},
+		"reads the clock":     {Name: "clock", Source: "package kms.custom\ndeny contains \"late\" if time.now_ns() > 0\n"},
+		"calls out":           {Name: "net", Source: "package kms.custom\ndeny contains \"x\" if http.send({\"method\": \"get\", \"url\": \"http://x\"}).status_code != 200\n"},
 	}
 	for name, m := range cases {
 		t.Run(name, func(t *testing.T) {
