@@ -37,8 +37,11 @@ func (s *Server) aliasArn(a *fsm.Alias) string {
 
 // aliasWrite is CreateAlias and UpdateAlias: name a key (resolved here, so
 // an alias given as KeyId means its key), authorise, propose.
+// Only CreateAlias refuses the service-key prefix as a bad name: updating
+// an existing alias/acs/… alias is refused by the state machine as
+// Forbidden.ServiceKey.
 func (s *Server) aliasWrite(c *call, action string, cmd func(name, keyID string) fsm.Command) (any, error) {
-	name, err := aliasName(c, true)
+	name, err := aliasName(c, action == "kms:CreateAlias")
 	if err != nil {
 		return nil, err
 	}

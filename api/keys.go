@@ -32,6 +32,7 @@ type keyMetadata struct {
 	Arn                           string `json:"Arn"`
 	Description                   string `json:"Description"`
 	Creator                       string `json:"Creator"`
+	CreatorType                   string `json:"CreatorType"`
 	CreationDate                  string `json:"CreationDate"`
 	KeyState                      string `json:"KeyState"`
 	KeySpec                       string `json:"KeySpec"`
@@ -52,10 +53,13 @@ type keyMetadata struct {
 
 func (s *Server) metadata(k *fsm.Key) keyMetadata {
 	m := keyMetadata{
-		KeyID: k.ID, Arn: s.arn(k), Description: k.Description, Creator: k.Account,
+		KeyID: k.ID, Arn: s.arn(k), Description: k.Description, Creator: k.Account, CreatorType: k.CreatorType,
 		CreationDate: formatTime(k.Created), KeyState: k.State.String(), KeySpec: k.Spec, KeyUsage: k.Usage,
 		Origin: k.Origin, ProtectionLevel: k.Protection, PrimaryKeyVersion: k.PrimaryVersion,
 		LastRotationDate: formatTime(k.LastRotation), AutomaticRotation: "Disabled",
+	}
+	if k.IsServiceKey() {
+		m.Creator = k.Product // the cloud product, as Alibaba Cloud KMS shows it
 	}
 	if k.RotationInterval > 0 {
 		m.AutomaticRotation = "Enabled"

@@ -33,25 +33,27 @@ func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			report := time.Since(lastReport) >= time.Minute
-			if report {
+			if s.housekeep(ctx, time.Since(lastReport) >= time.Minute) {
 				lastReport = time.Now()
 			}
-			s.housekeep(ctx, report)
 			s.maintain(ctx)
 		}
 	}
 }
 
-// housekeep is the per-node part of maintenance.
-func (s *Server) housekeep(ctx context.Context, report bool) {
+// housekeep is the per-node part of maintenance. It reports whether it
+// replicated AccessKey use: the first use after a quiet spell is reported
+// at the next tick, later ones at most once a minute.
+func (s *Server) housekeep(ctx context.Context, report bool) bool {
 	ids, times := s.secrets.sweep(s.deps.State.State())
 	if !report || len(ids) == 0 || !s.deps.Node.Ready() {
-		return
+		return false
 	}
 	if err := s.proposeSystem(ctx, &fsm.TouchAccessKeys{IDs: ids, Times: times}); err != nil {
 		s.log.Debug("reporting AccessKey use failed; will retry", "err", err)
+		return false
 	}
+	return true
 }
 
 type dueChange struct {

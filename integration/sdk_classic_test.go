@@ -10,12 +10,13 @@ import (
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
+
+	"github.com/raftkms/raftkms/api/client"
 )
 
 // classicClient is the unmodified classic SDK (signature V1, HMAC-SHA1)
-// pointed at k.
-func classicClient(t *testing.T, k *kmsd) *kms.Client {
-	c := k.credentials()
+// pointed at k, with the given AccessKey.
+func classicClient(t *testing.T, k *kmsd, c client.Credentials) *kms.Client {
 	cli, err := kms.NewClientWithAccessKey("cn-hangzhou", c.AccessKeyID, c.AccessKeySecret)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func wantSDKError(t *testing.T, err error, status int, code string) {
 // (github.com/aliyun/alibaba-cloud-sdk-go/services/kms, signature V1).
 func TestClassicSDK(t *testing.T) {
 	k := startKMSD(t, t.TempDir())
-	c := classicClient(t, k)
+	c := classicClient(t, k, k.credentials())
 
 	ck := kms.CreateCreateKeyRequest()
 	ck.Description = "orders db"

@@ -10,13 +10,15 @@ import (
 	kms "github.com/alibabacloud-go/kms-20160120/v3/client"
 	util "github.com/alibabacloud-go/tea-utils/v2/service"
 	"github.com/alibabacloud-go/tea/tea"
+
+	"github.com/raftkms/raftkms/api/client"
 )
 
 // v3Client is the unmodified generated SDK
 // (github.com/alibabacloud-go/kms-20160120/v3), which signs with V3
-// (ACS3-HMAC-SHA256) — or with V1 when signatureAlgorithm is "v2".
-func v3Client(t *testing.T, k *kmsd, signatureAlgorithm string) *kms.Client {
-	c := k.credentials()
+// (ACS3-HMAC-SHA256) — or with V1 when signatureAlgorithm is "v2" — with
+// the given AccessKey.
+func v3Client(t *testing.T, k *kmsd, c client.Credentials, signatureAlgorithm string) *kms.Client {
 	cfg := &openapi.Config{AccessKeyId: tea.String(c.AccessKeyID), AccessKeySecret: tea.String(c.AccessKeySecret),
 		RegionId: tea.String("cn-hangzhou"), Endpoint: tea.String(k.api), Protocol: tea.String("http")}
 	if signatureAlgorithm != "" {
@@ -43,7 +45,7 @@ func TestV3SDK(t *testing.T) {
 	k := startKMSD(t, t.TempDir())
 	for _, alg := range []string{"", "v2"} {
 		t.Run("signature="+map[string]string{"": "v3", "v2": "v1"}[alg], func(t *testing.T) {
-			runV3Scenario(t, v3Client(t, k, alg))
+			runV3Scenario(t, v3Client(t, k, k.credentials(), alg))
 		})
 	}
 }
