@@ -49,6 +49,7 @@ func (s *Server) aliasWrite(c *call, action string, cmd func(name, keyID string)
 	if err != nil {
 		return nil, err
 	}
+	c.authRef = name // input.resource.alias is the alias being written
 	if err := s.authorize(c, action, k); err != nil {
 		return nil, err
 	}
@@ -81,6 +82,7 @@ func (s *Server) deleteAlias(c *call) (any, error) {
 		return nil, fsm.ErrAliasNotFound
 	}
 	k, _ := st.Key(a.Account, a.KeyID)
+	c.authRef = name
 	if err := s.authorize(c, "kms:DeleteAlias", k); err != nil {
 		return nil, err
 	}

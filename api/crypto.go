@@ -345,11 +345,12 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.authContext = srcEC
+	// The source is named by its blob, not by an alias.
+	c.authContext, c.authRef = srcEC, ""
 	if err := s.authorize(c, "kms:ReEncryptFrom", o.key); err != nil {
 		return nil, err
 	}
-	c.authContext = dstEC
+	c.authContext, c.authRef = dstEC, ref
 	if err := s.authorize(c, "kms:ReEncryptTo", dst); err != nil {
 		return nil, err
 	}

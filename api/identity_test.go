@@ -266,3 +266,46 @@ func TestAccessKeyLifecycle(t *testing.T) {
 		t.Fatal("a deleted AccessKey's secret is still cached")
 	}
 }
+
+// TestDecisionsOnAnAliasAreNotServedForTheKeyId: input.resource.alias is
+// part of what a decision is cached by, and names only the key the request
+// named by it.
+func TestDecisionsOnAnAliasAreNotServedForTheKeyId(t *testing.T) {
+	tn := startTestNode(t)
+	ctx := context.Background()
+	id, other := tn.createKey(t), tn.createKey(t)
+	tn.call(t, "CreateAlias", map[string]string{"AliasName": "alias/locked", "KeyId": id}, nil)
+	tn.call(t, "CreateAlias", map[string]string{"AliasName": "alias/open", "KeyId": other}, nil)
+	own(t, tn.cli, "PutRegoPolicy", map[string]string{"PolicyName": "locked", "Module": `package kms.custom
+
+deny contains "alias/locked is locked" if input.resource.alias == "alias/locked"
+`}, nil)
+	for _, step := range []struct {
+		ref    string
+		denied bool
+	}{{id, false}, {"alias/locked", true}, {id, false}, {"alias/locked", true}} {
+		_, err := tn.cli.GenerateDataKey(ctx, step.ref, 0, nil)
+		if step.denied {
+			wantErr(t, err, 403, "Forbidden.NoPermission")
+		} else if err != nil {
+			t.Fatalf("GenerateDataKey(%s): %v", step.ref, err)
+		}
+	}
+	// ReEncrypt from a blob of the locked key to alias/open: the source is
+	// named by its blob, so the alias of the destination does not stick to it.
+	dk, err := tn.cli.GenerateDataKey(ctx, id, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.cli.Call(ctx, "ReEncrypt", map[string]string{"CiphertextBlob": dk.CiphertextBlob, "DestinationKeyId": "alias/open"}); err != nil {
+		t.Fatalf("ReEncrypt to alias/open: %v", err)
+	}
+	_, err = tn.cli.Call(ctx, "ReEncrypt", map[string]string{"CiphertextBlob": dk.CiphertextBlob, "DestinationKeyId": "alias/locked"})
+	wantErr(t, err, 403, "Forbidden.NoPermission")
+	// Alias actions see the alias they write.
+	_, err = tn.cli.Call(ctx, "UpdateAlias", map[string]string{"AliasName": "alias/locked", "KeyId": other})
+	wantErr(t, err, 403, "Forbidden.NoPermission")
+	_, err = tn.cli.Call(ctx, "DeleteAlias", map[string]string{"AliasName": "alias/locked"})
+	wantErr(t, err, 403, "Forbidden.NoPermission")
+	tn.call(t, "DeleteAlias", map[string]string{"AliasName": "alias/open"}, nil)
+}

@@ -102,6 +102,9 @@ func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
 	r := policy.Request{AccessKeyID: c.principal.accessKeyID, User: c.principal.userKey, Action: action}
 	if k != nil {
 		r.Account, r.KeyID, r.KeyRevision = k.Account, k.ID, k.Revision
+		if strings.HasPrefix(c.authRef, fsm.AliasPrefix) {
+			r.Alias = c.authRef // input.resource.alias
+		}
 	}
 	d, err := s.deps.Authorizer.Decide(context.Background(), r, c)
 	if err != nil {

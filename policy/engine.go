@@ -90,6 +90,7 @@ type Request struct {
 	Action      string // e.g. kms:GenerateDataKey
 	Account     string // the resource's account; "" for account-level actions
 	KeyID       string // the resource key; "" for account-level actions
+	Alias       string // the alias the request named the key by, if it did
 	KeyRevision uint64
 }
 
@@ -365,7 +366,7 @@ func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decisio
 		return Decision{Reasons: []string{"policy evaluation failed"}}, err
 	}
 	k.Request = Request{strings.Clone(r.AccessKeyID), strings.Clone(r.User), strings.Clone(r.Action),
-		strings.Clone(r.Account), strings.Clone(r.KeyID), r.KeyRevision}
+		strings.Clone(r.Account), strings.Clone(r.KeyID), strings.Clone(r.Alias), r.KeyRevision}
 	e.mu.Lock()
 	if len(e.cache) >= e.cfg.CacheSize {
 		clear(e.cache) // crude but bounded; decisions are cheap to recompute

@@ -51,7 +51,7 @@ func request(in *Input) Request {
 		r.User = in.Principal.Account + "/" + in.Principal.Name
 	}
 	if in.Resource != nil {
-		r.Account, r.KeyID = in.Resource.Account, in.Resource.ARN
+		r.Account, r.KeyID, r.Alias = in.Resource.Account, in.Resource.ARN, in.Resource.Alias
 	}
 	return r
 }
