@@ -276,6 +276,9 @@ func (s *Server) createAccessKey(c *call) (any, error) {
 	if err := s.authorize(c, "ram:CreateAccessKey", nil); err != nil {
 		return nil, err
 	}
+	if err := rootKeysByRootOnly(c, kind); err != nil {
+		return nil, err
+	}
 	id, secret, wrapped, err := s.newAccessKey()
 	if err != nil {
 		return nil, err
@@ -291,6 +294,17 @@ func (s *Server) createAccessKey(c *call) (any, error) {
 		out.ProductCode = owner
 	}
 	return out, nil
+}
+
+// rootKeysByRootOnly refuses a user's request to create, change or delete
+// the account's root AccessKeys, whatever its policies grant: a root
+// AccessKey may do anything in the account, so minting one would raise the
+// user above its policies.
+func rootKeysByRootOnly(c *call, owner fsm.PrincipalKind) error {
+	if owner == fsm.PrincipalRoot && c.principal.kind != fsm.PrincipalRoot {
+		return &DeniedError{Reasons: []string{"only the account's root manages its root AccessKeys"}}
+	}
+	return nil
 }
 
 type accessKeyEntry struct {
@@ -341,6 +355,11 @@ func (s *Server) updateAccessKey(c *call) (any, error) {
 	if err := s.authorize(c, "ram:UpdateAccessKey", nil); err != nil {
 		return nil, err
 	}
+	if ak, ok := s.deps.State.State().AccessKey(id); ok && ak.Account == c.principal.account {
+		if err := rootKeysByRootOnly(c, ak.Kind); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := s.propose(c, &fsm.SetAccessKeyStatus{Account: c.principal.account, AccessKeyID: id, Active: status == "Active"}); err != nil {
 		return nil, err
 	}
@@ -354,6 +373,11 @@ func (s *Server) deleteAccessKey(c *call) (any, error) {
 	}
 	if err := s.authorize(c, "ram:DeleteAccessKey", nil); err != nil {
 		return nil, err
+	}
+	if ak, ok := s.deps.State.State().AccessKey(id); ok && ak.Account == c.principal.account {
+		if err := rootKeysByRootOnly(c, ak.Kind); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := s.propose(c, &fsm.DeleteAccessKey{Account: c.principal.account, AccessKeyID: id}); err != nil {
 		return nil, err

@@ -309,3 +309,37 @@ deny contains "alias/locked is locked" if input.resource.alias == "alias/locked"
 	wantErr(t, err, 403, "Forbidden.NoPermission")
 	tn.call(t, "DeleteAlias", map[string]string{"AliasName": "alias/open"}, nil)
 }
+
+// TestARAMAdminUserManagesUsersButNotTheRootAccessKeys: ram:* lets a user
+// administer the account's users, not mint or touch the AccessKeys of the
+// root, which would raise it above its policies.
+func TestARAMAdminUserManagesUsersButNotTheRootAccessKeys(t *testing.T) {
+	tn := startTestNode(t)
+	own(t, tn.cli, "CreateUser", map[string]string{"UserName": "admin"}, nil)
+	own(t, tn.cli, "PutUserPolicy", map[string]string{"UserName": "admin", "PolicyName": "ram-admin",
+		"PolicyDocument": `{"Statement":[{"Effect":"Allow","Action":"ram:*","Resource":"*"}]}`}, nil)
+	var ak struct{ AccessKeyId, AccessKeySecret string }
+	own(t, tn.cli, "CreateAccessKey", map[string]string{"UserName": "admin"}, &ak)
+	admin := tn.client(t, creds(t, ak))
+
+	own(t, admin, "CreateUser", map[string]string{"UserName": "app"}, nil)
+	var appKey struct{ AccessKeyId, AccessKeySecret string }
+	own(t, admin, "CreateAccessKey", map[string]string{"UserName": "app"}, &appKey)
+	own(t, admin, "UpdateAccessKey", map[string]string{"AccessKeyId": appKey.AccessKeyId, "Status": "Inactive"}, nil)
+
+	rootKey := tn.creds.AccessKeyID
+	ownCode(t, admin, "CreateAccessKey", nil, 403, "Forbidden.NoPermission")
+	ownCode(t, admin, "UpdateAccessKey", map[string]string{"AccessKeyId": rootKey, "Status": "Inactive"}, 403, "Forbidden.NoPermission")
+	ownCode(t, admin, "DeleteAccessKey", map[string]string{"AccessKeyId": rootKey}, 403, "Forbidden.NoPermission")
+	var l struct {
+		AccessKeys struct {
+			AccessKey []struct{ AccessKeyId, Status string }
+		}
+	}
+	own(t, tn.cli, "ListAccessKeys", nil, &l)
+	if len(l.AccessKeys.AccessKey) != 1 || l.AccessKeys.AccessKey[0].Status != "Active" {
+		t.Fatalf("the root's AccessKeys after the refused calls: %+v", l)
+	}
+	// Nor does it reach the cluster.
+	ownCode(t, admin, "CreateAccount", map[string]string{"AccountName": "x"}, 403, "Forbidden.NoPermission")
+}
