@@ -13,7 +13,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/storage"
 )
 
 //go:embed builtin/*.rego
@@ -117,14 +117,24 @@ type Config struct {
 }
 
 // Engine evaluates the policies. It is safe for concurrent use.
+//
+// Rego modules are compiled into a prepared query when they change; the
+// users' policy documents are data (data.raftkms.user_policies) in an
+// in-memory store the query reads at evaluation, rewritten one account at
+// a time, so a change to one user's documents costs that account, not the
+// whole policy set.
 type Engine struct {
 	cfg      Config
 	prepared atomic.Pointer[compiled]
-	loading  sync.Mutex
 	mu       sync.RWMutex
 	cache    map[cacheKey]Decision
 	hits     atomic.Uint64
 	misses   atomic.Uint64
+
+	loading sync.Mutex // serialises Update; guards the fields below
+	store   storage.Store
+	modules []Module  // what prepared's query was compiled from
+	docs    documents // what store holds
 }
 
 // compiled is one version of the policies, ready to evaluate.
@@ -132,8 +142,8 @@ type compiled struct {
 	version uint64
 	query   rego.PreparedEvalQuery
 	// contextAll: a custom module reads input.context, so every decision
-	// may depend on it. contextUsers: users whose documents have context
-	// conditions.
+	// may depend on it. contextUsers: users ("account/user") whose
+	// documents have context conditions.
 	contextAll   bool
 	contextUsers map[string]bool
 }
@@ -149,7 +159,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 100000
 	}
-	e := &Engine{cfg: cfg, cache: make(map[cacheKey]Decision)}
+	e := &Engine{cfg: cfg, cache: make(map[cacheKey]Decision), store: newDocumentStore(), docs: documents{}}
 	if err := e.Update(context.Background(), 0, nil, nil); err != nil {
 		return nil, err
 	}
@@ -172,21 +182,38 @@ func builtinModules() (map[string]string, error) {
 // Version returns the policy version the engine decides under.
 func (e *Engine) Version() uint64 { return e.prepared.Load().version }
 
-// Update compiles a version of the policies — the built-in modules, the
-// authors' modules and the users' documents — and makes it current, unless
-// the engine already has that version. If they do not compile, the current
+// Update makes a version of the policies current — the built-in modules,
+// the authors' modules and the users' documents — unless the engine
+// already has that version. Modules are recompiled only when they changed,
+// documents re-read only for the users whose documents changed. If the
+// modules do not compile or a document does not parse, the current
 // policies stay and the error is returned.
 func (e *Engine) Update(ctx context.Context, version uint64, modules []Module, users []UserPolicy) error {
 	e.loading.Lock()
 	defer e.loading.Unlock()
-	if cur := e.prepared.Load(); cur != nil && cur.version == version {
+	cur := e.prepared.Load()
+	if cur != nil && cur.version == version {
 		return nil
 	}
-	c, err := compile(ctx, version, modules, users)
+	next := &compiled{version: version}
+	if cur != nil && slices.Equal(e.modules, modules) {
+		next.query, next.contextAll = cur.query, cur.contextAll
+	} else {
+		var err error
+		if next.query, next.contextAll, err = compile(ctx, modules, e.store); err != nil {
+			return err
+		}
+	}
+	docs, changed, err := e.docs.update(users)
 	if err != nil {
 		return err
 	}
-	e.prepared.Store(c)
+	if err := writeDocuments(ctx, e.store, docs, changed); err != nil {
+		return err
+	}
+	e.docs, e.modules = docs, slices.Clone(modules)
+	next.contextUsers = docs.contextUsers()
+	e.prepared.Store(next)
 	e.mu.Lock()
 	clear(e.cache)
 	e.mu.Unlock()
@@ -197,7 +224,7 @@ func (e *Engine) Update(ctx context.Context, version uint64, modules []Module, u
 // changing the engine: publishing a module that does not compile is
 // refused before it reaches the cluster.
 func Check(ctx context.Context, modules []Module) error {
-	_, err := compile(ctx, 0, modules, nil)
+	_, _, err := compile(ctx, modules, newDocumentStore())
 	return err
 }
 
@@ -259,43 +286,32 @@ func checkCustomModule(name string, m *ast.Module) error {
 	return nil
 }
 
-func compile(ctx context.Context, version uint64, modules []Module, users []UserPolicy) (*compiled, error) {
-	c := &compiled{version: version, contextUsers: map[string]bool{}}
+// compile prepares the decision query over the built-in and the authors'
+// modules, reading data from store. It reports whether a module reads
+// input.context.
+func compile(ctx context.Context, modules []Module, store storage.Store) (rego.PreparedEvalQuery, bool, error) {
+	var q rego.PreparedEvalQuery
 	src, err := builtinModules()
 	if err != nil {
-		return nil, err
+		return q, false, err
 	}
+	contextAll := false
 	for _, m := range modules {
 		parsed, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrModule, m.Name, err)
+			return q, false, fmt.Errorf("%w %s: %v", ErrModule, m.Name, err)
 		}
 		if !inCustomPackage(parsed) {
-			return nil, fmt.Errorf("%w %s: package %s: author modules live in package %s or below it",
+			return q, false, fmt.Errorf("%w %s: package %s: author modules live in package %s or below it",
 				ErrModule, m.Name, packageName(parsed), CustomPackage)
 		}
 		if err := checkCustomModule(m.Name, parsed); err != nil {
-			return nil, err
+			return q, false, err
 		}
-		c.contextAll = c.contextAll || readsContext(parsed)
+		contextAll = contextAll || readsContext(parsed)
 		src["custom/"+m.Name+".rego"] = m.Source
 	}
-	byUser := map[string]map[string][]any{}
-	for _, p := range users {
-		doc, ctxDep, err := ParseDocument(p.Document)
-		if err != nil {
-			return nil, fmt.Errorf("user %s/%s policy %s: %w", p.Account, p.User, p.Name, err)
-		}
-		if byUser[p.Account] == nil {
-			byUser[p.Account] = map[string][]any{}
-		}
-		byUser[p.Account][p.User] = append(byUser[p.Account][p.User], map[string]any{"name": p.Name, "document": doc})
-		if ctxDep {
-			c.contextUsers[p.Account+"/"+p.User] = true
-		}
-	}
-	data := map[string]any{"raftkms": map[string]any{"user_policies": toAny(byUser)}}
-	opts := []func(*rego.Rego){rego.Query("data.kms.authz.decision"), rego.Store(inmem.NewFromObject(data))}
+	opts := []func(*rego.Rego){rego.Query("data.kms.authz.decision"), rego.Store(store)}
 	names := make([]string, 0, len(src))
 	for n := range src {
 		names = append(names, n)
@@ -304,25 +320,11 @@ func compile(ctx context.Context, version uint64, modules []Module, users []User
 	for _, n := range names {
 		opts = append(opts, rego.Module(n, src[n]))
 	}
-	c.query, err = rego.New(opts...).PrepareForEval(ctx)
+	q, err = rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrModule, err)
+		return q, false, fmt.Errorf("%w: %v", ErrModule, err)
 	}
-	return c, nil
-}
-
-// toAny turns the nested user-policy map into the plain JSON-like values
-// the OPA store takes.
-func toAny(m map[string]map[string][]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for a, users := range m {
-		u := make(map[string]any, len(users))
-		for name, docs := range users {
-			u[name] = docs
-		}
-		out[a] = u
-	}
-	return out
+	return q, contextAll, nil
 }
 
 // readsContext reports whether a module refers to input.context.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,6 +165,72 @@ func TestUpdateRefusesBadModulesAndKeepsTheCurrentPolicies(t *testing.T) {
 	}
 }
 
+// TestDocumentChangesTakeEffectUserByUser: each Update makes exactly the
+// documents it is given effective — added, changed, removed, a whole
+// account gone — and one that fails leaves the previous ones in force,
+// while decisions run concurrently.
+func TestDocumentChangesTakeEffectUserByUser(t *testing.T) {
+	ctx := context.Background()
+	e, _ := New(Config{})
+	allow := func(action string) string {
+		return `{"Statement":[{"Effect":"Allow","Action":"` + action + `","Resource":"*"}]}`
+	}
+	may := func(account, user, action string) bool {
+		in := &Input{Action: action, Principal: Principal{Account: account, Type: "user", Name: user},
+			Resource: &Resource{Account: account, ARN: "acs:kms:r:" + account + ":key/k", Class: "customer", Creator: account}}
+		d, err := e.Evaluate(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Allow
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // decisions while the documents change, for the race detector
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				may("1", "a", "kms:Encrypt")
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	steps := []struct {
+		users []UserPolicy
+		want  map[[3]string]bool
+	}{
+		{[]UserPolicy{{"1", "a", "p", allow("kms:Encrypt")}, {"1", "b", "p", allow("kms:Decrypt")}, {"2", "c", "p", allow("kms:Encrypt")}},
+			map[[3]string]bool{{"1", "a", "kms:Encrypt"}: true, {"1", "b", "kms:Decrypt"}: true, {"1", "b", "kms:Encrypt"}: false, {"2", "c", "kms:Encrypt"}: true}},
+		// b's document changes, a gains a second one, account 2 goes.
+		{[]UserPolicy{{"1", "a", "p", allow("kms:Encrypt")}, {"1", "a", "q", allow("kms:Decrypt")}, {"1", "b", "p", allow("kms:Encrypt")}},
+			map[[3]string]bool{{"1", "a", "kms:Decrypt"}: true, {"1", "b", "kms:Decrypt"}: false, {"1", "b", "kms:Encrypt"}: true, {"2", "c", "kms:Encrypt"}: false}},
+		// b's documents are all removed.
+		{[]UserPolicy{{"1", "a", "p", allow("kms:Encrypt")}, {"1", "a", "q", allow("kms:Decrypt")}},
+			map[[3]string]bool{{"1", "a", "kms:Encrypt"}: true, {"1", "b", "kms:Encrypt"}: false}},
+	}
+	for i, st := range steps {
+		if err := e.Update(ctx, uint64(i+1), nil, st.users); err != nil {
+			t.Fatal(err)
+		}
+		for q, want := range st.want {
+			if got := may(q[0], q[1], q[2]); got != want {
+				t.Errorf("step %d: %s/%s %s allowed = %v, want %v", i+1, q[0], q[1], q[2], got, want)
+			}
+		}
+	}
+	bad := []UserPolicy{{"1", "a", "p", allow("kms:GenerateDataKey")}, {"1", "z", "p", `{"Statement":[]}`}}
+	if err := e.Update(ctx, 9, nil, bad); !errors.Is(err, ErrDocument) {
+		t.Fatalf("Update with a bad document: %v", err)
+	}
+	if e.Version() != 3 || !may("1", "a", "kms:Encrypt") || may("1", "a", "kms:GenerateDataKey") {
+		t.Fatal("a failed Update changed the documents in force")
+	}
+}
+
 func TestParseDocument(t *testing.T) {
 	good := []string{
 		`{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`,
@@ -255,6 +322,47 @@ func BenchmarkEvaluateUserPolicy(b *testing.B) {
 		if d, _ := e.Evaluate(context.Background(), in); !d.Allow {
 			b.Fatal("denied", d.Reasons)
 		}
+	}
+}
+
+// BenchmarkUpdate is the cost, on every node, of one change to the
+// policies while N users have documents: a change to one user's documents,
+// and a change to the Rego modules (which recompiles them).
+func BenchmarkUpdate(b *testing.B) {
+	g := loadGolden(b)
+	var mods []Module
+	for name, src := range g.Modules {
+		mods = append(mods, Module{name, src})
+	}
+	for _, n := range []int{1000, 10000} {
+		var users []UserPolicy
+		for i := range n {
+			users = append(users, UserPolicy{"111", fmt.Sprint("user", i), "p",
+				`{"Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"acs:kms:*:*:key/*","Condition":{"StringEquals":{"kms:tag/team":"t` + fmt.Sprint(i%10) + `"}}}]}`})
+		}
+		e, _ := New(Config{})
+		if err := e.Update(context.Background(), 1, mods, users); err != nil {
+			b.Fatal(err)
+		}
+		v := uint64(1)
+		b.Run(fmt.Sprintf("one-user-of-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				v++
+				users[0].Document = fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"acs:kms:*:*:key/k%d"}]}`, v)
+				if err := e.Update(context.Background(), v, mods, users); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("modules-with-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				v++
+				m := append(slices.Clone(mods), Module{"extra", fmt.Sprintf("package kms.custom.extra\n\ndeny contains \"no\" if input.action == \"kms:X%d\"\n", v)})
+				if err := e.Update(context.Background(), v, m, users); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
