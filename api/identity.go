@@ -119,13 +119,7 @@ func (s *Server) deleteAccount(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "cluster:DeleteAccount", nil); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(c, &fsm.DeleteAccount{ID: id}); err != nil {
-		return nil, err
-	}
-	return c.reply(), nil
+	return s.proposeAuthorized(c, "cluster:DeleteAccount", &fsm.DeleteAccount{ID: id})
 }
 
 // ---- Users (account) ---------------------------------------------------------
@@ -176,10 +170,16 @@ func (s *Server) deleteUser(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ram:DeleteUser", nil); err != nil {
+	return s.proposeAuthorized(c, "ram:DeleteUser", &fsm.DeleteUser{Account: c.principal.account, Name: name})
+}
+
+// proposeAuthorized decides an action on the account (no key) and
+// proposes cmd if it is allowed.
+func (s *Server) proposeAuthorized(c *call, action string, cmd fsm.Command) (any, error) {
+	if err := s.authorize(c, action, nil); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(c, &fsm.DeleteUser{Account: c.principal.account, Name: name}); err != nil {
+	if _, err := s.propose(c, cmd); err != nil {
 		return nil, err
 	}
 	return c.reply(), nil
@@ -239,13 +239,7 @@ func (s *Server) deleteServicePrincipal(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ram:DeleteServicePrincipal", nil); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(c, &fsm.DeleteServicePrincipal{Account: c.principal.account, Product: product}); err != nil {
-		return nil, err
-	}
-	return c.reply(), nil
+	return s.proposeAuthorized(c, "ram:DeleteServicePrincipal", &fsm.DeleteServicePrincipal{Account: c.principal.account, Product: product})
 }
 
 // ---- AccessKeys (account) ------------------------------------------------------
@@ -403,13 +397,7 @@ func (s *Server) putUserPolicy(c *call) (any, error) {
 	if _, _, err := policy.ParseDocument(doc); err != nil {
 		return nil, invalid("PolicyDocument", "%s", strings.TrimPrefix(err.Error(), policy.ErrDocument.Error()+": "))
 	}
-	if err := s.authorize(c, "ram:PutUserPolicy", nil); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(c, &fsm.PutUserPolicy{Account: c.principal.account, User: user, Name: name, Document: doc}); err != nil {
-		return nil, err
-	}
-	return c.reply(), nil
+	return s.proposeAuthorized(c, "ram:PutUserPolicy", &fsm.PutUserPolicy{Account: c.principal.account, User: user, Name: name, Document: doc})
 }
 
 type policyEntry struct {
@@ -485,13 +473,7 @@ func (s *Server) deleteUserPolicy(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "ram:DeleteUserPolicy", nil); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(c, &fsm.DeleteUserPolicy{Account: c.principal.account, User: user, Name: name}); err != nil {
-		return nil, err
-	}
-	return c.reply(), nil
+	return s.proposeAuthorized(c, "ram:DeleteUserPolicy", &fsm.DeleteUserPolicy{Account: c.principal.account, User: user, Name: name})
 }
 
 // ---- Rego modules (cluster) -------------------------------------------------------
@@ -563,13 +545,7 @@ func (s *Server) deleteRegoPolicy(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(c, "cluster:DeleteRegoPolicy", nil); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(c, &fsm.DeleteRegoModule{Name: name}); err != nil {
-		return nil, err
-	}
-	return c.reply(), nil
+	return s.proposeAuthorized(c, "cluster:DeleteRegoPolicy", &fsm.DeleteRegoModule{Name: name})
 }
 
 // evaluatePolicy decides an input document under the cluster's published
