@@ -197,15 +197,12 @@ func (s *Server) createServicePrincipal(c *call) (any, error) {
 	if err := s.authorize(c, "ram:CreateServicePrincipal", nil); err != nil {
 		return nil, err
 	}
-	if _, err := s.propose(c, &fsm.CreateServicePrincipal{Account: c.principal.account, Product: product}); err != nil {
-		return nil, err
-	}
 	id, secret, wrapped, err := s.newAccessKey()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.proposeSystem(context.Background(), &fsm.CreateAccessKey{Account: c.principal.account, Kind: fsm.PrincipalService,
-		Principal: product, AccessKeyID: id, Secret: wrapped}); err != nil {
+	if _, err := s.propose(c, &fsm.CreateServicePrincipal{Account: c.principal.account, Product: product,
+		AccessKeyID: id, Secret: wrapped}); err != nil {
 		return nil, err
 	}
 	return accessKeyReply{reply: c.reply(), ProductCode: product, AccessKeyID: id, AccessKeySecret: secret}, nil

@@ -29,7 +29,7 @@ func sampleCommands() []Command {
 		&DeleteAccount{ID: "2"},
 		&CreateUser{Account: "1", Name: "alice"},
 		&DeleteUser{Account: "1", Name: "alice"},
-		&CreateServicePrincipal{Account: "1", Product: "ecs"},
+		&CreateServicePrincipal{Account: "1", Product: "ecs", AccessKeyID: "AKECS", Secret: []byte("wrapped")},
 		&DeleteServicePrincipal{Account: "1", Product: "ecs"},
 		&CreateAccessKey{Account: "1", Kind: PrincipalUser, Principal: "alice", AccessKeyID: "AK2", Secret: []byte{5}},
 		&SetAccessKeyStatus{Account: "1", AccessKeyID: "AK2", Active: true},

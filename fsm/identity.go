@@ -186,19 +186,31 @@ func (t *txn) deleteUser(u *User) {
 	t.st.users.Delete(pairItem[*User]{a: u.Account, b: u.Name})
 }
 
-// CreateServicePrincipal lets a cloud product act in an account.
-type CreateServicePrincipal struct{ Account, Product string }
+// CreateServicePrincipal lets a cloud product act in an account, with its
+// first AccessKey (Secret wrapped by the root key): both or neither.
+type CreateServicePrincipal struct {
+	Account, Product string
+	AccessKeyID      string
+	Secret           []byte
+}
 
 // Type implements Command.
 func (*CreateServicePrincipal) Type() CmdType { return CmdCreateServicePrincipal }
 func (c *CreateServicePrincipal) encodeBody(e *encoder) {
 	e.str(c.Account)
 	e.str(c.Product)
+	e.str(c.AccessKeyID)
+	e.bytes(c.Secret)
 }
-func (c *CreateServicePrincipal) decodeBody(d *decoder) { c.Account, c.Product = d.str(), d.str() }
+func (c *CreateServicePrincipal) decodeBody(d *decoder) {
+	c.Account, c.Product, c.AccessKeyID, c.Secret = d.str(), d.str(), d.str(), d.bytes()
+}
 func (c *CreateServicePrincipal) apply(t *txn) Result {
-	if c.Product == "" {
+	if c.Product == "" || c.AccessKeyID == "" || len(c.Secret) == 0 {
 		return fail(ErrInvalidCommand)
+	}
+	if _, ok := t.st.AccessKey(c.AccessKeyID); ok {
+		return fail(ErrAccessKeyExists)
 	}
 	if _, err := t.account(c.Account); err != nil {
 		return fail(err)
@@ -208,6 +220,8 @@ func (c *CreateServicePrincipal) apply(t *txn) Result {
 	}
 	sp := &ServicePrincipal{Account: c.Account, Product: c.Product, Created: t.now}
 	t.st.services.ReplaceOrInsert(pairItem[*ServicePrincipal]{c.Account, c.Product, sp})
+	t.putAccessKey(&AccessKey{ID: c.AccessKeyID, Account: c.Account, Kind: PrincipalService, Principal: c.Product,
+		Active: true, Secret: c.Secret, Created: t.now})
 	t.bumpPolicy()
 	return Result{}
 }

@@ -82,7 +82,7 @@ func TestServiceKeyIsCreatedOnceAndOnlyItsProductRunsItsLifecycle(t *testing.T) 
 	if r := h.apply(first); !errors.Is(r.Err, ErrServiceNotFound) {
 		t.Fatalf("service key without a service principal err = %v", r.Err)
 	}
-	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs"})
+	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs", AccessKeyID: "AKECS", Secret: []byte("w-ecs")})
 	k := h.mustApply(first).Key
 	// A second node's concurrent first use proposes another id: it gets the first key.
 	again := h.mustApply(&CreateServiceKey{Account: acct, Product: "ecs", KeyID: "key-s2", VersionID: "vs2", Material: []byte{2}}).Key
@@ -105,6 +105,23 @@ func TestServiceKeyIsCreatedOnceAndOnlyItsProductRunsItsLifecycle(t *testing.T) 
 		if r := h.apply(c); !errors.Is(r.Err, ErrServiceKey) {
 			t.Errorf("%s on a service key err = %v, want ErrServiceKey", name, r.Err)
 		}
+	}
+}
+
+func TestServicePrincipalComesWithItsFirstAccessKeyOrNotAtAll(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(&CreateUser{Account: acct, Name: "u"})
+	h.mustApply(&CreateAccessKey{Account: acct, Kind: PrincipalUser, Principal: "u", AccessKeyID: "AKTAKEN", Secret: []byte{1}})
+	if r := h.apply(&CreateServicePrincipal{Account: acct, Product: "ecs", AccessKeyID: "AKTAKEN", Secret: []byte{2}}); !errors.Is(r.Err, ErrAccessKeyExists) {
+		t.Fatalf("with a taken AccessKey id err = %v", r.Err)
+	}
+	if _, ok := h.f.State().ServicePrincipal(acct, "ecs"); ok {
+		t.Fatal("the service principal was created without its AccessKey")
+	}
+	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs", AccessKeyID: "AKECS", Secret: []byte{2}})
+	ak, ok := h.f.State().AccessKey("AKECS")
+	if !ok || ak.Kind != PrincipalService || ak.Principal != "ecs" || !ak.Active {
+		t.Fatalf("the service principal's AccessKey = %+v", ak)
 	}
 }
 

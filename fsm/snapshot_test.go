@@ -64,7 +64,7 @@ func goldenLog(t testing.TB) *harness {
 	h.mustApply(&CreateUser{Account: acct, Name: "alice"})
 	h.mustApply(&CreateAccessKey{Account: acct, Kind: PrincipalUser, Principal: "alice", AccessKeyID: "AKALICE", Secret: []byte("w-alice")})
 	h.mustApply(&PutUserPolicy{Account: acct, User: "alice", Name: "encrypt-only", Document: `{"Statement":[]}`})
-	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs"})
+	h.mustApply(&CreateServicePrincipal{Account: acct, Product: "ecs", AccessKeyID: "AKECS", Secret: []byte("w-ecs")})
 	h.mustApply(&CreateServiceKey{Account: acct, Product: "ecs", KeyID: "key-svc", VersionID: "33333333-2222-4333-8444-555555555555", Material: []byte("w-svc")})
 	h.mustApply(&PutRegoModule{Name: "tags", Source: "package kms.custom\n"})
 	h.mustApply(&TouchAccessKeys{IDs: []string{"AKALICE"}, Times: []int64{h.now}})
@@ -234,7 +234,7 @@ func randomLog(seed uint64, n int) []*raft.Log {
 			add(&PutUserPolicy{Account: a, User: fmt.Sprint("u", rng.IntN(5)), Name: "p", Document: fmt.Sprint(rng.IntN(9))}, true)
 		case 17:
 			p := []string{"ecs", "oss"}[rng.IntN(2)]
-			add(&CreateServicePrincipal{Account: a, Product: p}, true)
+			add(&CreateServicePrincipal{Account: a, Product: p, AccessKeyID: fmt.Sprint("AK-", len(logs)), Secret: []byte{5}}, true)
 			add(&CreateServiceKey{Account: a, Product: p, KeyID: fmt.Sprint("key-s", len(logs)), VersionID: fmt.Sprint("vs", len(logs)), Material: []byte{4}}, false)
 		case 18:
 			add(&TouchAccessKeys{IDs: []string{fmt.Sprint("AK", rng.IntN(2))}, Times: []int64{now}}, false)
