@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"api/client": {"api/sign"},
 	"api":        {"api/sign", "api/replay", "cluster", "fsm", "crypto", "policy", "trail"},
 	"cmd/kmsd":   {"api", "api/sign", "api/replay", "cluster", "fsm", "crypto", "policy", "trail", "hsm"},
-	"cmd/kmsctl": {"api/client", "api/sign", "policy"}, // policy: kmsctl policy eval/test run the engine offline
+	"cmd/kmsctl": {"api/client", "api/sign", "policy", "trail"}, // policy: kmsctl policy eval/test run the engine offline
 	"bench":      {"api/client", "api/sign"},
 	"jepsen":     {"api/client", "api/sign"},
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/raftkms/raftkms/api/sign"
 	"github.com/raftkms/raftkms/crypto"
 	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/trail"
 )
 
 // maxParams bounds the parameters of one request.
@@ -60,6 +61,14 @@ type call struct {
 	authKey     *fsm.Key       //
 	authRef     string         // the KeyId as given (an alias shows in input.resource.alias)
 	authContext crypto.Context // the EncryptionContext the action uses
+
+	// The request's trail record.
+	recorded     bool   // committed with the request's state change (propose)
+	trailVersion string // the key version the request used
+	trailKeyID   string // the key a request without an authorised key made (CreateKey)
+	trailIP      []byte
+	trailARN     []byte
+	trailParams  []trail.Param
 
 	// The fast-path replies, kept here so returning one allocates nothing.
 	cipherReply  cipherReply
@@ -112,6 +121,7 @@ func putCall(c *call) {
 	c.cipherReply, c.dataKeyReply, c.decryptReply = cipherReply{}, dataKeyReply{}, decryptReply{}
 	c.principal = principal{}
 	c.version, c.action, c.proposed, c.bodyRead = "", "", false, false
+	c.recorded, c.trailVersion, c.trailKeyID = false, "", ""
 	c.bodyBuf = c.bodyBuf[:0]
 	c.form.Reset()
 	callPool.Put(c)
@@ -126,10 +136,23 @@ func (s *Server) rpc(ctx *fasthttp.RequestCtx) {
 		// A bug in one request must not take the node down: answer 500,
 		// log it, keep serving.
 		if p := recover(); p != nil {
-			s.writeError(c, fmt.Errorf("api: panic in %s: %v\n%s", c.action, p, debug.Stack()))
+			err := fmt.Errorf("api: panic in %s: %v\n%s", c.action, p, debug.Stack())
+			if c.principal.accessKeyID != "" && !c.recorded {
+				c.recorded = true
+				err = s.recordCall(c, err)
+			}
+			s.writeError(c, err)
 		}
 	}()
 	resp, err := s.serve(c)
+	// Every authenticated request is recorded before it is answered: a
+	// state change with its change (propose), anything else here.
+	if c.principal.accessKeyID != "" && !c.recorded {
+		c.recorded = true
+		if err = s.recordCall(c, err); err != nil {
+			c.ctx.Response.ResetBody() // a response stream set up by the handler is not sent
+		}
+	}
 	if err != nil {
 		we := s.writeError(c, err)
 		s.metrics.observe(c, we.Code, time.Since(start))

@@ -225,6 +225,7 @@ func (s *Server) encrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailVersion = vid
 	c.cipherReply = cipherReply{c.reply(), k.ID, vid, blob}
 	return &c.cipherReply, nil
 }
@@ -271,6 +272,7 @@ func (s *Server) generateDataKey(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailVersion = vid
 	c.dataKeyReply = dataKeyReply{c.reply(), k.ID, vid, blob, text}
 	return &c.dataKeyReply, nil
 }
@@ -280,6 +282,7 @@ func (s *Server) generateDataKeyWithoutPlaintext(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailVersion = vid
 	c.cipherReply = cipherReply{c.reply(), k.ID, vid, blob}
 	return &c.cipherReply, nil
 }
@@ -312,6 +315,7 @@ func (s *Server) decrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailVersion = o.version.ID
 	c.decryptReply = decryptReply{c.reply(), o.key.ID, o.version.ID, bstr(pt)}
 	return &c.decryptReply, nil
 }
@@ -371,6 +375,7 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailVersion = vid
 	c.cipherReply = cipherReply{c.reply(), dst.ID, vid, blob}
 	return &c.cipherReply, nil
 }

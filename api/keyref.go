@@ -220,11 +220,19 @@ func (s *Server) propose(c *call, cmd fsm.Command) (*fsm.Key, error) {
 	c.proposed = true
 	s.metrics.writes.Inc()
 	h := fsm.Header{RequestID: c.requestID, NonceFP: s.nonceFingerprint(c), NonceMinute: c.signedAt.Unix() / 60}
+	// The request's first state change carries its trail record.
+	audited := c.principal.accessKeyID != "" && !c.recorded
+	if audited {
+		cmd = s.auditedCommand(c, cmd)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
 	r, err := s.deps.Proposer.Propose(ctx, fsm.Encode(h, cmd))
 	if err != nil {
 		return nil, err
+	}
+	if audited && r.Err == nil {
+		c.recorded = true
 	}
 	return r.Key, r.Err
 }

@@ -126,6 +126,7 @@ func (s *Server) createKey(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.trailKeyID, c.trailVersion = cmd.ID, cmd.VersionID // the new key, in its record
 	k, err := s.propose(c, cmd)
 	if err != nil {
 		return nil, err

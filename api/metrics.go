@@ -19,6 +19,11 @@ type metrics struct {
 	writes   prometheus.Counter       // state changes proposed by this node
 	byAction map[string]*actionMetrics
 	handler  fasthttp.RequestHandler
+
+	trailRecords     prometheus.Counter   // records committed by this node's batches
+	trailFailed      prometheus.Counter   // batches that did not commit
+	trailBatchSize   prometheus.Histogram // records per batch
+	trailCommitTimes prometheus.Histogram // time to commit a batch
 }
 
 // actionMetrics are resolved once per known action so a request costs two
@@ -50,8 +55,23 @@ func newMetrics(node Node) *metrics {
 			Name: "raftkms_writes_total", Help: "State changes this node proposed (committed here as the leader, or forwarded to it).",
 		}),
 		byAction: map[string]*actionMetrics{},
+		trailRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftkms_trail_records_total", Help: "Trail records this node committed in batches (state changes carry their own).",
+		}),
+		trailFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftkms_trail_batches_failed_total", Help: "Batches of trail records that did not commit; their requests were refused.",
+		}),
+		trailBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "raftkms_trail_batch_records", Help: "Records per batch committed to the trail.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 … 2048
+		}),
+		trailCommitTimes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "raftkms_trail_commit_seconds", Help: "Time to commit one batch of trail records.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18),
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.local, m.writes, nodeCollector{node},
+		m.trailRecords, m.trailFailed, m.trailBatchSize, m.trailCommitTimes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, actions := range routes {
 		for a := range actions {
@@ -119,4 +139,15 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLeaseLeft, st.Lease.ExpiresIn/1000)
 	gauge(descGrants, float64(st.Lease.Grants))
 	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(st.ForwardedWrites))
+}
+
+// trailBatch records one batch commit of n trail records.
+func (m *metrics) trailBatch(n int, took time.Duration, err error) {
+	if err != nil {
+		m.trailFailed.Inc()
+		return
+	}
+	m.trailRecords.Add(float64(n))
+	m.trailBatchSize.Observe(float64(n))
+	m.trailCommitTimes.Observe(took.Seconds())
 }

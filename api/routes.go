@@ -52,6 +52,9 @@ var routes = map[string]map[string]handler{
 		"ListUserPolicies":       (*Server).listUserPolicies,
 		"DeleteUserPolicy":       (*Server).deleteUserPolicy,
 		"EvaluatePolicy":         (*Server).evaluatePolicy,
+		// The audit trail (trail_actions.go).
+		"LookupEvents": (*Server).lookupEvents,
+		"ExportTrail":  (*Server).exportTrail,
 	},
 	KMSVersion: {
 		// Key lifecycle (keys.go).

@@ -24,7 +24,11 @@ import (
 // Proposer commits a state change (an fsm.Encode'd command) and returns
 // its result. cluster.Node implements it.
 type Proposer interface {
+	// Propose commits a state change (fenced: once it returns, no node
+	// serves the state before it).
 	Propose(ctx context.Context, cmd []byte) (fsm.Result, error)
+	// Commit commits trail records, without fencing.
+	Commit(ctx context.Context, cmd []byte) (fsm.Result, error)
 }
 
 // StateReader gives the node's current replicated state. fsm.FSM
@@ -93,6 +97,10 @@ type Config struct {
 	// right now (during an election, or while its lease is renewed) before
 	// it is answered 503; default 1s.
 	ReadyWait time.Duration
+	// NodeID names this node in trail records.
+	NodeID string
+	// Trail configures the audit trail.
+	Trail TrailConfig
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +131,7 @@ func (c *Config) setDefaults() {
 	if c.SpoolDir == "" {
 		c.SpoolDir = os.TempDir()
 	}
+	c.Trail.setDefaults()
 }
 
 // Deps are the parts of the node a Server uses.
@@ -134,6 +143,7 @@ type Deps struct {
 	Authorizer Authorizer
 	Wrapper    crypto.Wrapper // root key: wraps new key material, unwraps AccessKey secrets
 	Keyring    *crypto.Keyring
+	Trail      TrailReader // this node's archived trail
 }
 
 // Server serves the KMS API.
@@ -146,6 +156,7 @@ type Server struct {
 	nonceKey []byte // keys the replicated nonce fingerprints
 	metrics  *metrics
 	http     *fasthttp.Server
+	recorder *recorder
 	opened   atomic.Bool // see Open
 	shutdown atomic.Bool
 }
@@ -153,7 +164,7 @@ type Server struct {
 // New returns a Server. Call Serve to start it.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.setDefaults()
-	if deps.State == nil || deps.Snapshots == nil || deps.Proposer == nil || deps.Node == nil || deps.Authorizer == nil || deps.Wrapper == nil || deps.Keyring == nil {
+	if deps.State == nil || deps.Snapshots == nil || deps.Proposer == nil || deps.Node == nil || deps.Authorizer == nil || deps.Wrapper == nil || deps.Keyring == nil || deps.Trail == nil {
 		return nil, errors.New("api: every dependency is required")
 	}
 	rf, err := replay.New(replay.Config{Window: cfg.TimestampWindow, MaxBytes: cfg.NonceMemory})
@@ -166,6 +177,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
 		secrets: newSecretCache(deps.Wrapper, deps.State), metrics: newMetrics(deps.Node)}
+	s.recorder = newRecorder(s, cfg.Trail)
 	s.http = &fasthttp.Server{
 		Handler:                       s.Handle,
 		Name:                          "raftkms",
@@ -205,7 +217,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.shutdown.CompareAndSwap(false, true) {
 		return nil
 	}
-	return s.http.ShutdownWithContext(ctx)
+	err := s.http.ShutdownWithContext(ctx)
+	s.recorder.close() // after the requests in flight have their records
+	return err
 }
 
 // Handle is the fasthttp handler: the RPC endpoint at / and the

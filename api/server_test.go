@@ -30,13 +30,14 @@ func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 // testNode is a complete single-node raftkms in process: real Raft on disk,
 // real policies, real root key, a real HTTP listener.
 type testNode struct {
-	srv   *Server
-	node  *cluster.Node
-	fsm   *fsm.FSM
-	url   string
-	creds client.Credentials
-	clock *fakeClock
-	cli   *client.Client
+	srv      *Server
+	node     *cluster.Node
+	archiver *cluster.Archiver
+	fsm      *fsm.FSM
+	url      string
+	creds    client.Credentials
+	clock    *fakeClock
+	cli      *client.Client
 }
 
 func startTestNode(t testing.TB) *testNode {
@@ -48,10 +49,17 @@ func startTestNode(t testing.TB) *testNode {
 	}
 	tn := &testNode{clock: &fakeClock{}}
 	keyring := crypto.NewKeyring(root)
-	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }, OnRestore: keyring.Clear})
+	tn.archiver, err = cluster.NewArchiver(filepath.Join(dir, "trail"), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.archiver.Close() })
+	tn.fsm = fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) },
+		OnRestore: func() { keyring.Clear(); tn.archiver.OnRestore() }, OnTrail: tn.archiver.OnTrail, BeforePersist: tn.archiver.Sync})
+	tn.archiver.SetFSM(tn.fsm)
 	authKey, _ := root.Derive("cluster-auth")
 	tn.node, err = cluster.New(cluster.Config{NodeID: "n1", DataDir: filepath.Join(dir, "data"), RaftAddr: "127.0.0.1:0",
-		Bootstrap: true, AuthKey: authKey, Clock: tn.clock.Now, Lease: 200 * time.Millisecond}, tn.fsm)
+		Bootstrap: true, AuthKey: authKey, Clock: tn.clock.Now, Lease: 200 * time.Millisecond, TrailSource: tn.archiver.Source}, tn.fsm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +68,8 @@ func startTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.srv, err = New(Config{Clock: tn.clock.Now, SpoolDir: dir}, Deps{State: tn.fsm, Snapshots: tn.fsm, Proposer: tn.node, Node: tn.node,
-		Authorizer: engine, Wrapper: root, Keyring: keyring})
+	tn.srv, err = New(Config{Clock: tn.clock.Now, SpoolDir: dir, NodeID: "n1"}, Deps{State: tn.fsm, Snapshots: tn.fsm, Proposer: tn.node, Node: tn.node,
+		Authorizer: engine, Wrapper: root, Keyring: keyring, Trail: tn.archiver})
 	if err != nil {
 		t.Fatal(err)
 	}

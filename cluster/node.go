@@ -22,6 +22,7 @@ import (
 	bbolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/trail"
 )
 
 // Errors of Propose and of waiting for the node. They are all transient: a
@@ -68,6 +69,11 @@ type Config struct {
 	SnapshotThreshold uint64        // entries since the last snapshot that trigger one; default 8192
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // default 10s
+
+	// TrailSource, if set, answers peers that ask this node for trail
+	// records (FetchTrail): sealed records from..to, in seq order, at most
+	// about maxBytes of them.
+	TrailSource func(from, to uint64, maxBytes int) ([]trail.Sealed, error)
 
 	// Clock stamps commands; default time.Now. Tests move it forward. (Leases
 	// use the monotonic clock, never this one.)
@@ -275,6 +281,18 @@ func (n *Node) WaitReady(ctx context.Context) error {
 // through elections until ctx ends) and waits until this node has applied
 // it, so the caller reads its own write.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	return n.propose(ctx, cmd, true)
+}
+
+// Commit commits cmd without fencing: it returns once the command is
+// committed and applied on the leader, and does not wait for lease holders
+// (or this node) to apply it. For trail records, which change nothing a
+// read depends on.
+func (n *Node) Commit(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	return n.propose(ctx, cmd, false)
+}
+
+func (n *Node) propose(ctx context.Context, cmd []byte, fenced bool) (fsm.Result, error) {
 	if n.closing.Load() {
 		return fsm.Result{}, ErrShutdown
 	}
@@ -289,14 +307,17 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
 			err error
 		)
 		if n.isLeader() {
-			r, _, err = n.proposeLocal(ctx, cmd)
+			r, _, err = n.proposeLocal(ctx, cmd, fenced)
 			if err == nil {
 				return r, nil
 			}
 		} else {
 			var reply ForwardReply
-			reply, err = n.forward(ctx, cmd)
+			reply, err = n.forward(ctx, cmd, fenced)
 			if err == nil {
+				if !fenced {
+					return fsm.Result{Err: fsm.CodeError(reply.Code)}, nil
+				}
 				if err := n.fsm.WaitIndex(ctx, reply.Index); err != nil {
 					return fsm.Result{}, ErrTimeout
 				}
@@ -313,8 +334,9 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	}
 }
 
-// proposeLocal applies cmd on this node, the leader.
-func (n *Node) proposeLocal(ctx context.Context, cmd []byte) (fsm.Result, uint64, error) {
+// proposeLocal applies cmd on this node, the leader; a fenced command is
+// acknowledged only once no lease holder can serve the state before it.
+func (n *Node) proposeLocal(ctx context.Context, cmd []byte, fenced bool) (fsm.Result, uint64, error) {
 	if err := fsm.StampTime(cmd, n.cfg.Clock().UnixNano()); err != nil {
 		return fsm.Result{}, 0, err
 	}
@@ -341,21 +363,23 @@ func (n *Node) proposeLocal(ctx context.Context, cmd []byte) (fsm.Result, uint64
 		return fsm.Result{}, 0, fmt.Errorf("cluster: apply returned %T", fut.Response())
 	}
 	// Fencing: acknowledge only once no lease holder can serve the old state.
-	if err := n.leases.fence(ctx, fut.Index()); err != nil {
-		return fsm.Result{}, 0, ErrTimeout
+	if fenced {
+		if err := n.leases.fence(ctx, fut.Index()); err != nil {
+			return fsm.Result{}, 0, ErrTimeout
+		}
 	}
 	return r, fut.Index(), nil
 }
 
 // forward sends cmd to the leader.
-func (n *Node) forward(ctx context.Context, cmd []byte) (ForwardReply, error) {
+func (n *Node) forward(ctx context.Context, cmd []byte, fenced bool) (ForwardReply, error) {
 	addr, _ := n.raft.LeaderWithID()
 	if addr == "" {
 		return ForwardReply{}, ErrNotLeader
 	}
 	var reply ForwardReply
 	n.forwarded.Add(1)
-	if err := n.peers.call(ctx, string(addr), "Forward", ForwardArgs{Cmd: cmd}, &reply); err != nil {
+	if err := n.peers.call(ctx, string(addr), "Forward", ForwardArgs{Cmd: cmd, Unfenced: !fenced}, &reply); err != nil {
 		if errors.Is(err, errRemote) {
 			return ForwardReply{}, err
 		}
@@ -375,7 +399,7 @@ func (n *Node) handleForward(a ForwardArgs, reply *ForwardReply) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	r, index, err := n.proposeLocal(ctx, a.Cmd)
+	r, index, err := n.proposeLocal(ctx, a.Cmd, !a.Unfenced)
 	if errors.Is(err, ErrNotLeader) {
 		reply.NotLeader = true
 		return nil

@@ -13,8 +13,27 @@ import (
 // Handlers live on Node (node.go, lease.go); this file holds the messages,
 // the server registration and the client pool.
 
-// ForwardArgs carries a command from a follower to the leader.
-type ForwardArgs struct{ Cmd []byte }
+// ForwardArgs carries a command from a follower to the leader. An
+// unfenced command (trail records) is acknowledged once committed and
+// applied on the leader, without waiting for lease holders.
+type ForwardArgs struct {
+	Cmd      []byte
+	Unfenced bool
+}
+
+// TrailRangeArgs asks a peer for sealed trail records From..To (inclusive),
+// at most about MaxBytes of them.
+type TrailRangeArgs struct {
+	From, To uint64
+	MaxBytes int
+}
+
+// TrailRangeReply carries sealed records in seq order, from the first
+// asked for; fewer than asked when MaxBytes was reached.
+type TrailRangeReply struct {
+	Contents [][]byte
+	Hashes   [][32]byte
+}
 
 // ForwardReply is the leader's answer: where the command landed and what it
 // did, so the follower can wait for it locally and rebuild the result.
@@ -66,6 +85,9 @@ func (s *rpcService) Applied(a AppliedArgs, _ *Empty) error        { s.n.handleA
 func (s *rpcService) Join(a MemberArgs, _ *Empty) error            { return s.n.handleJoin(a) }
 func (s *rpcService) Remove(a MemberArgs, _ *Empty) error          { return s.n.handleRemove(a) }
 func (s *rpcService) Transfer(a MemberArgs, _ *Empty) error        { return s.n.handleTransfer(a) }
+func (s *rpcService) TrailRange(a TrailRangeArgs, r *TrailRangeReply) error {
+	return s.n.handleTrailRange(a, r)
+}
 func (s *rpcService) RestoreChunk(a RestoreChunkArgs, _ *Empty) error {
 	return s.n.handleRestoreChunk(a)
 }

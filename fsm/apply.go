@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftkms/raftkms/trail"
 )
 
 // Limits Apply enforces.
@@ -36,6 +38,15 @@ type Config struct {
 	OnDestroy func(versionIDs []string)
 	// OnRestore, if set, is called after Restore replaced the whole state.
 	OnRestore func()
+	// OnTrail, if set, is called after Apply sealed trail records, with
+	// them in seq order, so a node can write them to its segment files
+	// (trail.Archive) before they leave the state's window. It runs on the
+	// apply goroutine, in commit order.
+	OnTrail func(records []trail.Sealed)
+	// BeforePersist, if set, is called before a snapshot is written: the
+	// records that left the window before the snapshot must be durable in
+	// the segment files before the log entries that hold them are dropped.
+	BeforePersist func() error
 }
 
 // FSM is the replicated state machine. It implements raft.BatchingFSM.
@@ -115,10 +126,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.w.index = l.Index
 	}
 	f.publish(f.w.clone())
-	destroyed := t.destroyed
+	destroyed, sealed := t.destroyed, t.sealed
 	f.mu.Unlock()
 	if len(destroyed) > 0 && f.cfg.OnDestroy != nil {
 		f.cfg.OnDestroy(destroyed)
+	}
+	if len(sealed) > 0 && f.cfg.OnTrail != nil {
+		f.cfg.OnTrail(sealed)
 	}
 	return out
 }
@@ -137,6 +151,7 @@ type txn struct {
 	index     uint64 // Raft index of the command being applied
 	now       int64
 	destroyed []string
+	sealed    []trail.Sealed // trail records sealed by this batch
 }
 
 func (t *txn) run(h Header, c Command) Result {

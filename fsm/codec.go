@@ -158,6 +158,17 @@ func (d *decoder) strs() []string {
 	return ss
 }
 
+// fixed reads n bytes (a hash, say), viewing the input.
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail("fixed-size field")
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
 // done reports an error if bytes are left over: trailing garbage means the
 // encoding is not what the decoder thinks it is.
 func (d *decoder) done(what string) error {

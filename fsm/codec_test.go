@@ -40,6 +40,8 @@ func sampleCommands() []Command {
 		&PutRegoModule{Name: "m", Source: "package kms.custom"},
 		&DeleteRegoModule{Name: "m"},
 		&CreateServiceKey{Account: "1", Product: "ecs", KeyID: "key-s", VersionID: "vs", Material: []byte{6}},
+		&TrailAppend{Retention: Retention{MaxRecords: 100, MaxAge: 3600e9}, Events: [][]byte{{1, 2}, {3}}},
+		&Audited{Retention: Retention{MaxRecords: 5}, Event: []byte{7}, Cmd: &CreateUser{Account: "1", Name: "bob"}},
 	}
 }
 

@@ -76,7 +76,11 @@ type Result struct {
 
 // Encode returns the log entry for a command.
 func Encode(h Header, c Command) []byte {
-	e := encoder{b: make([]byte, headerSize, 128)}
+	size := 128
+	if s, ok := c.(interface{ sizeHint() int }); ok {
+		size = headerSize + s.sizeHint()
+	}
+	e := encoder{b: make([]byte, headerSize, size)}
 	e.b[0] = codecVersion
 	e.b[1] = byte(c.Type())
 	e.b[2] = 1 // every body schema is at version 1 so far

@@ -18,10 +18,11 @@ const (
 const minuteNS = int64(time.Minute)
 
 type reqEntry struct {
-	time    int64
-	code    uint16
-	account string // key the command touched, for replaying the result
-	keyID   string
+	time     int64
+	code     uint16
+	account  string // key the command touched, for replaying the result
+	keyID    string
+	recorded bool // the request has its trail record
 }
 
 type reqRecord struct {
@@ -77,8 +78,27 @@ func (d *dedup) recordRequest(id [16]byte, e reqEntry) {
 	if id == ([16]byte{}) {
 		return
 	}
+	if old, ok := d.reqs[id]; ok { // marked recorded by the command itself
+		e.recorded, e.time = e.recorded || old.recorded, old.time
+		d.reqs[id] = e
+		return
+	}
 	d.reqs[id] = e
 	d.order = append(d.order, reqRecord{id, e.time})
+}
+
+// recorded reports whether the request id has a trail record.
+func (d *dedup) recorded(id [16]byte) bool { return d.reqs[id].recorded }
+
+// markRecorded notes that the request id has its trail record.
+func (d *dedup) markRecorded(id [16]byte, now int64) {
+	e, ok := d.reqs[id]
+	if !ok {
+		e.time = now
+		d.order = append(d.order, reqRecord{id, now})
+	}
+	e.recorded = true
+	d.reqs[id] = e
 }
 
 // checkNonce records a nonce fingerprint and fails if it was recorded
@@ -108,6 +128,7 @@ func (d *dedup) encode(e *encoder) {
 		e.uvarint(uint64(re.code))
 		e.str(re.account)
 		e.str(re.keyID)
+		e.bool(re.recorded)
 	}
 	minutes := make([]int64, 0, len(d.nonces))
 	for m := range d.nonces {
@@ -140,7 +161,7 @@ func (d *dedup) decode(dc *decoder) {
 		}
 		copy(r.id[:], dc.b)
 		dc.b = dc.b[16:]
-		e := reqEntry{time: dc.varint(), code: uint16(dc.uvarint()), account: dc.str(), keyID: dc.str()}
+		e := reqEntry{time: dc.varint(), code: uint16(dc.uvarint()), account: dc.str(), keyID: dc.str(), recorded: dc.bool()}
 		r.time = e.time
 		d.reqs[r.id] = e
 		d.order = append(d.order, r)

@@ -60,6 +60,10 @@ func identityCommand(t CmdType) Command {
 		return &DeleteRegoModule{}
 	case CmdCreateServiceKey:
 		return &CreateServiceKey{}
+	case CmdTrailAppend:
+		return &TrailAppend{}
+	case CmdAudited:
+		return &Audited{}
 	}
 	return nil
 }

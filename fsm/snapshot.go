@@ -11,21 +11,23 @@ import (
 	"io"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftkms/raftkms/trail"
 )
 
-// Snapshot format (version 1):
+// Snapshot format (version 2):
 //
 //	"RKMSSNAP" ‖ version byte ‖ sections ‖ SHA-256 of everything before it
 //
 // The sections are meta, accounts, access keys, keys, versions, aliases,
-// users, service principals, user policies, Rego modules and dedup, in that
-// order. Each holds a uvarint count, then that many records,
+// users, service principals, user policies, Rego modules, the trail head,
+// the trail window and dedup, in that order. Each holds a uvarint count, then that many records,
 // each a uvarint length and the record. Records are written in key order,
 // so equal states give equal bytes (the determinism test compares them).
 // Secrets inside are only ever root-key-wrapped, as in the log.
 const (
 	snapshotMagic   = "RKMSSNAP"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // ErrSnapshot is returned (wrapped) by Restore for a damaged or foreign snapshot.
@@ -39,16 +41,23 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	defer f.mu.Unlock()
 	e := encoder{}
 	f.dd.encode(&e)
-	return &snapshot{st: f.cur.Load(), dedup: e.b}, nil
+	return &snapshot{st: f.cur.Load(), dedup: e.b, beforePersist: f.cfg.BeforePersist}, nil
 }
 
 type snapshot struct {
-	st    *State
-	dedup []byte
+	st            *State
+	dedup         []byte
+	beforePersist func() error
 }
 
 // Persist implements raft.FSMSnapshot.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if s.beforePersist != nil {
+		if err := s.beforePersist(); err != nil {
+			sink.Cancel()
+			return err
+		}
+	}
 	if err := s.write(sink); err != nil {
 		sink.Cancel()
 		return err
@@ -152,6 +161,11 @@ func (s *snapshot) write(w io.Writer) error {
 	st.modules.Ascend(func(it pairItem[*RegoModule]) bool {
 		m := it.v
 		return sw.record(func(e *encoder) { e.str(m.Name); e.str(m.Source); e.varint(m.Created); e.varint(m.Updated) })
+	})
+	sw.section(1, func(e *encoder) { e.uvarint(st.trailSeq); e.b = append(e.b, st.trailHash[:]...) })
+	sw.begin(st.trail.Len())
+	st.trail.Ascend(func(it trailItem) bool {
+		return sw.record(func(e *encoder) { e.bytes(it.s.Content); e.b = append(e.b, it.s.Hash[:]...) })
 	})
 	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
 	if sw.err != nil {
@@ -377,6 +391,19 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	sr.records("rego module", func(d *decoder) {
 		m := &RegoModule{Name: d.str(), Source: d.str(), Created: d.varint(), Updated: d.varint()}
 		st.modules.ReplaceOrInsert(pairItem[*RegoModule]{b: m.Name, v: m})
+	})
+	sr.records("trail head", func(d *decoder) {
+		st.trailSeq = d.uvarint()
+		copy(st.trailHash[:], d.fixed(32))
+	})
+	sr.records("trail record", func(d *decoder) {
+		ts := trail.Sealed{Content: d.bytes()}
+		copy(ts.Hash[:], d.fixed(32))
+		var err error
+		if ts.Seq, ts.CommitTime, _, err = trail.PeekHeader(ts.Content); err != nil {
+			d.fail("trail record")
+		}
+		st.trail.ReplaceOrInsert(trailItem{ts})
 	})
 	sr.records("dedup", func(d *decoder) { dd.decode(d) })
 	if sr.err != nil {

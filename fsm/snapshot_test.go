@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftkms/raftkms/trail"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -68,14 +70,27 @@ func goldenLog(t testing.TB) *harness {
 	h.mustApply(&CreateServiceKey{Account: acct, Product: "ecs", KeyID: "key-svc", VersionID: "33333333-2222-4333-8444-555555555555", Material: []byte("w-svc")})
 	h.mustApply(&PutRegoModule{Name: "tags", Source: "package kms.custom\n"})
 	h.mustApply(&TouchAccessKeys{IDs: []string{"AKALICE"}, Times: []int64{h.now}})
+	ret := Retention{MaxRecords: 2, MaxAge: int64(time.Hour)}
+	h.mustApply(&TrailAppend{Retention: ret, Events: [][]byte{
+		testEvent("GenerateDataKey", "00000000-0000-4000-8000-000000000001", h.now),
+		testEvent("Decrypt", "00000000-0000-4000-8000-000000000002", h.now)}})
+	h.mustApply(&Audited{Retention: ret, Event: testEvent("CreateUser", "00000000-0000-4000-8000-000000000003", h.now),
+		Cmd: &CreateUser{Account: acct, Name: "bob"}})
 	return h
+}
+
+// testEvent is the encoding of a trail event of a request.
+func testEvent(action, requestID string, at int64) []byte {
+	return trail.AppendEvent(nil, &trail.Event{EventID: "ev-" + requestID, Time: at, EventName: action,
+		Account: acct, PrincipalType: "root", AccessKeyID: "AKROOT", SourceIP: "127.0.0.1", RequestID: requestID,
+		Node: "node1", KeyID: "key-b", Outcome: trail.Success, Params: []trail.Param{{Name: "KeyId", Value: "key-b"}}})
 }
 
 // TestGoldenSnapshot guards the snapshot format: a change that alters the
 // bytes must come with a new format version (and -update).
 func TestGoldenSnapshot(t *testing.T) {
 	got := snapshotBytes(t, goldenLog(t).f)
-	path := filepath.Join("testdata", "snapshot-v1.golden")
+	path := filepath.Join("testdata", fmt.Sprintf("snapshot-v%d.golden", snapshotVersion))
 	if *update {
 		os.MkdirAll("testdata", 0o755)
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -222,7 +237,16 @@ func randomLog(seed uint64, n int) []*raft.Log {
 		now += int64(rng.IntN(int(2 * time.Hour)))
 		a, k := key()
 		alias := fmt.Sprintf("alias/%d", rng.IntN(10))
-		switch rng.IntN(19) {
+		switch rng.IntN(21) {
+		case 19:
+			var evs [][]byte
+			for i := range 1 + rng.IntN(3) {
+				evs = append(evs, testEvent("Encrypt", fmt.Sprintf("00000000-0000-4000-8000-%012d", 10*len(logs)+i), now))
+			}
+			add(&TrailAppend{Retention: Retention{MaxRecords: uint64(1 + rng.IntN(20)), MaxAge: int64(rng.IntN(3)) * int64(time.Hour)}, Events: evs}, false)
+		case 20:
+			add(&Audited{Retention: Retention{MaxRecords: 10}, Event: testEvent("CreateUser", fmt.Sprintf("00000000-0000-4000-9000-%012d", len(logs)), now),
+				Cmd: &CreateUser{Account: a, Name: fmt.Sprint("u", rng.IntN(5))}}, true)
 		case 13:
 			add(&CreateUser{Account: a, Name: fmt.Sprint("u", rng.IntN(5))}, true)
 		case 14:

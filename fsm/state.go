@@ -147,6 +147,12 @@ type State struct {
 	// principalKeys indexes AccessKeys by owner: (account, kind+principal, id).
 	principalKeys *btree.BTreeG[tripleItem[*AccessKey]]
 
+	// trail is the window of the audit trail, by seq; trailSeq and
+	// trailHash are the newest record's, kept when it leaves the window.
+	trail     *btree.BTreeG[trailItem]
+	trailSeq  uint64
+	trailHash [32]byte
+
 	// policyVersion is the Raft index of the last change to identities,
 	// AccessKeys, user policies or Rego modules: decisions made under an
 	// older version are stale.
@@ -168,6 +174,7 @@ func newState() *State {
 		policies:      btree.NewG(treeDegree, tripleLess[*UserPolicy]),
 		modules:       btree.NewG(treeDegree, pairLess[*RegoModule]),
 		principalKeys: btree.NewG(treeDegree, tripleLess[*AccessKey]),
+		trail:         newTrailTree(),
 	}
 }
 
@@ -191,6 +198,9 @@ func (s *State) clone() *State {
 		policies:      s.policies.Clone(),
 		modules:       s.modules.Clone(),
 		principalKeys: s.principalKeys.Clone(),
+		trail:         s.trail.Clone(),
+		trailSeq:      s.trailSeq,
+		trailHash:     s.trailHash,
 		policyVersion: s.policyVersion,
 	}
 }

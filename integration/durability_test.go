@@ -106,19 +106,36 @@ func TestNoPlaintextSecretsOnDisk(t *testing.T) {
 		t.Fatalf("found %d wrapped key versions in the log, want 5", len(material))
 	}
 	secrets = append(secrets, material...)
-	files := map[string][]byte{"stderr": []byte(k.stderr.String()), "stdout": []byte(k.stdout.String())}
+	files := filesUnder(t, dir)
+	files["stderr"], files["stdout"] = []byte(k.stderr.String()), []byte(k.stdout.String())
+	named := map[string][]byte{}
+	for i, s := range secrets {
+		named[fmt.Sprintf("secret %d (%d bytes)", i, len(s))] = s
+	}
+	assertNoSecrets(t, files, named)
+}
+
+// filesUnder reads every file below dir but root-credentials.json, the one
+// place the root AccessKey is meant to be handed over in clear (mode 0600).
+func filesUnder(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		// root-credentials.json is the one place the root AccessKey is meant
-		// to be handed over in clear (mode 0600).
 		if err == nil && !d.IsDir() && d.Name() != "root-credentials.json" {
-			files[path], _ = os.ReadFile(path)
+			files[path], err = os.ReadFile(path)
 		}
-		return nil
+		return err
 	})
+	return files
+}
+
+// assertNoSecrets fails for every file that holds one of the secrets.
+func assertNoSecrets(t *testing.T, files, secrets map[string][]byte) {
+	t.Helper()
 	for name, content := range files {
-		for _, s := range secrets {
+		for what, s := range secrets {
 			if bytes.Contains(content, s) {
-				t.Errorf("%s holds a plaintext secret (%d bytes)", name, len(s))
+				t.Errorf("%s holds %s", name, what)
 			}
 		}
 	}
@@ -143,6 +160,9 @@ func keyMaterial(t *testing.T, root *crypto.RootKey, path string) [][]byte {
 		_, cmd, err := fsm.Decode(l.Data)
 		if err != nil {
 			t.Fatalf("log entry %d: %v", i, err)
+		}
+		if a, ok := cmd.(*fsm.Audited); ok { // a change with its trail record
+			cmd = a.Cmd
 		}
 		if ck, ok := cmd.(*fsm.CreateKey); ok {
 			m, err := root.Unwrap(crypto.PurposeKeyMaterial, ck.VersionID, ck.Material)

@@ -211,6 +211,22 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 // Download calls an action whose reply is a byte stream (a snapshot) and
 // copies it to w.
 func (c *Client) Download(ctx context.Context, version, action string, params map[string]string, w io.Writer) error {
+	return c.Stream(ctx, version, action, params, func(_ Header, body io.Reader) error {
+		_, err := io.Copy(w, body)
+		return err
+	})
+}
+
+// Header holds a streamed response's headers, by lower-case name.
+type Header map[string]string
+
+// Get returns a header's value ("" if absent).
+func (h Header) Get(name string) string { return h[strings.ToLower(name)] }
+
+// Stream calls an action whose response is a stream (an export) and hands
+// its headers and body to fn as the body arrives. An error response is
+// returned as *Error without calling fn.
+func (c *Client) Stream(ctx context.Context, version, action string, params map[string]string, fn func(Header, io.Reader) error) error {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -224,8 +240,9 @@ func (c *Client) Download(ctx context.Context, version, action string, params ma
 		body, _ := io.ReadAll(io.LimitReader(resp.BodyStream(), 1<<20))
 		return decodeError(code, body)
 	}
-	_, err := io.Copy(w, resp.BodyStream())
-	return err
+	h := Header{}
+	resp.Header.VisitAll(func(k, v []byte) { h[strings.ToLower(string(k))] = string(v) })
+	return fn(h, resp.BodyStream())
 }
 
 // Upload calls an action with a body streamed from r (size bytes; a

@@ -130,6 +130,16 @@ var actions = []action{
 	{"DeleteRegoPolicy", ownVersion, "Withdraw a Rego module [system root]", []param{policyNameParam}},
 	{"EvaluatePolicy", ownVersion, "Decide an input document under the published policies", []param{
 		{"Input", text, true, "the input document (JSON); see also kmsctl policy eval"}}},
+	{"LookupEvents", ownVersion, "Find trail records, newest first: who used which key, when, from where, with what result", []param{
+		{"KeyId", text, false, "records of this key (id, alias or ARN)"},
+		{"UserName", text, false, "records of this user's requests"},
+		{"EventName", text, false, "records of this action, e.g. Decrypt"},
+		{"Outcome", text, false, "success, denied or failed"},
+		{"StartTime", text, false, "from this time (RFC 3339, e.g. 2026-11-29T10:00:00Z)"},
+		{"EndTime", text, false, "up to this time (RFC 3339)"},
+		{"AccountId", text, false, "another account's records [system root]; the system root sees all by default"},
+		{"PageSize", integer, false, "records per page, 1–100 (default 20)"},
+		{"NextToken", text, false, "the NextToken of the previous page"}}},
 	{"GetRandomPassword", kmsVersion, "Generate a random password", []param{
 		{"PasswordLength", integer, false, "length, 8–128 (default 32)"},
 		{"ExcludeCharacters", text, false, "characters to leave out"},

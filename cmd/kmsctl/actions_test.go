@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,11 +65,19 @@ func TestUsageErrorsExitTwoWithoutCallingTheServer(t *testing.T) {
 }
 
 // TestEveryOwnActionIsReachable: each raftkms action has a generated
-// subcommand or a cluster command that names it (cluster.go).
+// subcommand or a hand-written command that names it (cluster.go, trail.go…).
 func TestEveryOwnActionIsReachable(t *testing.T) {
-	src, err := os.ReadFile("cluster.go")
-	if err != nil {
-		t.Fatal(err)
+	files, _ := filepath.Glob("*.go")
+	var src []byte
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
 	}
 	generated := map[string]bool{}
 	for _, a := range actions {

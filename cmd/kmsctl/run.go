@@ -60,7 +60,7 @@ prints the Alibaba error code on stderr and exits 1.`,
 	for _, a := range actions {
 		root.AddCommand(actionCommand(a, &g))
 	}
-	root.AddCommand(clusterCommand(&g), policyCommand(&g))
+	root.AddCommand(clusterCommand(&g), policyCommand(&g), trailCommand(&g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

@@ -54,6 +54,12 @@ type config struct {
 	Maintenance struct {
 		Interval time.Duration `yaml:"interval"`
 	} `yaml:"maintenance"`
+	Trail struct {
+		WindowRecords uint64        `yaml:"window_records"` // records the replicated state keeps
+		WindowAge     time.Duration `yaml:"window_age"`     // and for how long at most
+		SegmentBytes  int64         `yaml:"segment_bytes"`  // size of a segment file before the next starts
+		BatchRecords  int           `yaml:"batch_records"`  // records in one Raft entry at most
+	} `yaml:"trail"`
 	Log struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
@@ -71,6 +77,10 @@ func defaultConfig() config {
 	c.Cluster.Lease = 2 * time.Second
 	c.Cluster.ClockDrift = 0.01
 	c.Maintenance.Interval = time.Second
+	c.Trail.WindowRecords = 100000
+	c.Trail.WindowAge = 24 * time.Hour
+	c.Trail.SegmentBytes = 64 << 20
+	c.Trail.BatchRecords = 2048
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -113,6 +123,8 @@ func (c config) validate() error {
 		return errors.New("config: cluster.lease must be positive and cluster.clock_drift in [0, 0.5)")
 	case c.Maintenance.Interval <= 0:
 		return errors.New("config: maintenance.interval must be positive")
+	case c.Trail.WindowRecords == 0 || c.Trail.WindowAge < 0 || c.Trail.SegmentBytes < 1<<20 || c.Trail.BatchRecords <= 0:
+		return errors.New("config: trail.window_records and trail.batch_records must be positive, trail.window_age not negative, trail.segment_bytes at least 1 MiB")
 	}
 	switch c.Log.Format {
 	case "text", "json":

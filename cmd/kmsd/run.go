@@ -112,7 +112,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return err
 	}
 	keyring := crypto.NewKeyring(root)
-	machine := fsm.New(fsm.Config{OnDestroy: func(ids []string) { keyring.Forget(ids...) }, OnRestore: keyring.Clear})
+	archiver, err := cluster.NewArchiver(cluster.DefaultArchiveDir(dir), cfg.Trail.SegmentBytes, log)
+	if err != nil {
+		return fmt.Errorf("open the trail's segment files: %w", err)
+	}
+	defer archiver.Close()
+	machine := fsm.New(fsm.Config{
+		OnDestroy:     func(ids []string) { keyring.Forget(ids...) },
+		OnRestore:     func() { keyring.Clear(); archiver.OnRestore() },
+		OnTrail:       archiver.OnTrail,
+		BeforePersist: archiver.Sync,
+	})
+	archiver.SetFSM(machine)
 	authKey, err := root.Derive("cluster-auth")
 	if err != nil {
 		return err
@@ -135,12 +146,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		Lease: cfg.Cluster.Lease, ClockDrift: cfg.Cluster.ClockDrift,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
-		TrailingLogs: cfg.Raft.TrailingLogs, Logger: log, LogOutput: stderr,
+		TrailingLogs: cfg.Raft.TrailingLogs, Logger: log, LogOutput: stderr, TrailSource: archiver.Source,
 	}, machine)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	archiver.Start(ctx, node)
 	engine, err := policy.New(policy.Config{CacheSize: cfg.Policy.CacheSize})
 	if err != nil {
 		return err
@@ -148,7 +160,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	srv, err := api.New(api.Config{
 		Region: cfg.Region, TimestampWindow: cfg.API.TimestampWindow, NonceMemory: cfg.API.NonceMemory,
 		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log, SpoolDir: dir,
-	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root, Keyring: keyring})
+		NodeID: cfg.Node.ID, Trail: api.TrailConfig{BatchRecords: cfg.Trail.BatchRecords,
+			Retention: fsm.Retention{MaxRecords: cfg.Trail.WindowRecords, MaxAge: int64(cfg.Trail.WindowAge)}},
+	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root,
+		Keyring: keyring, Trail: archiver})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,173 @@
+package fsm
+
+import (
+	"encoding/binary"
+
+	"github.com/google/btree"
+	"github.com/google/uuid"
+
+	"github.com/raftkms/raftkms/trail"
+)
+
+// Commands of the audit trail.
+const (
+	CmdTrailAppend CmdType = 30
+	CmdAudited     CmdType = 31
+)
+
+// Retention bounds the trail the state keeps (the window): records beyond
+// MaxRecords, or committed more than MaxAge ago, leave it, oldest first —
+// every node has already written them to its segment files (trail.Archive).
+// Each command that appends carries the retention of the node that
+// proposed it, so applying it is the same everywhere.
+type Retention struct {
+	MaxRecords uint64
+	MaxAge     int64 // nanoseconds; 0: no age limit
+}
+
+func (r Retention) encode(e *encoder)  { e.uvarint(r.MaxRecords); e.varint(r.MaxAge) }
+func (r *Retention) decode(d *decoder) { r.MaxRecords, r.MaxAge = d.uvarint(), d.varint() }
+
+// TrailAppend commits the records of requests (trail.Event encodings) a
+// node served. Nodes batch many into one command (group commit).
+type TrailAppend struct {
+	Retention Retention
+	Events    [][]byte
+}
+
+// Type implements Command.
+func (*TrailAppend) Type() CmdType { return CmdTrailAppend }
+func (c *TrailAppend) encodeBody(e *encoder) {
+	c.Retention.encode(e)
+	e.uvarint(uint64(len(c.Events)))
+	for _, ev := range c.Events {
+		e.bytes(ev)
+	}
+}
+func (c *TrailAppend) sizeHint() int {
+	n := 32
+	for _, ev := range c.Events {
+		n += len(ev) + binary.MaxVarintLen32
+	}
+	return n
+}
+func (c *TrailAppend) decodeBody(d *decoder) {
+	c.Retention.decode(d)
+	n := d.length(1)
+	c.Events = make([][]byte, 0, n)
+	for range n {
+		c.Events = append(c.Events, d.bytes())
+	}
+}
+
+// apply seals each event into the chain. An event that does not decode is
+// left out (the same on every node); the others are kept.
+func (c *TrailAppend) apply(t *txn) Result {
+	for _, ev := range c.Events {
+		t.appendEvent(c.Retention, ev)
+	}
+	return Result{}
+}
+
+// Audited is a state change together with the record of the request that
+// made it: the record enters the trail exactly when the change is made,
+// in the same entry, so a change is never made unrecorded.
+type Audited struct {
+	Retention Retention
+	Event     []byte // a trail.Event encoding, outcome success
+	Cmd       Command
+}
+
+// Type implements Command.
+func (*Audited) Type() CmdType { return CmdAudited }
+func (c *Audited) encodeBody(e *encoder) {
+	c.Retention.encode(e)
+	e.bytes(c.Event)
+	e.u8(uint8(c.Cmd.Type()))
+	c.Cmd.encodeBody(e)
+}
+func (c *Audited) decodeBody(d *decoder) {
+	c.Retention.decode(d)
+	c.Event = d.bytes()
+	t := CmdType(d.u8())
+	if t == CmdAudited || t == CmdTrailAppend {
+		d.fail("audited command (nested trail command)")
+		return
+	}
+	if c.Cmd = newCommand(t); c.Cmd == nil {
+		d.fail("audited command type")
+		return
+	}
+	c.Cmd.decodeBody(d)
+}
+func (c *Audited) apply(t *txn) Result {
+	if _, err := trail.DecodeEvent(c.Event, true); err != nil {
+		return fail(ErrInvalidCommand)
+	}
+	r := c.Cmd.apply(t)
+	if r.Err == nil {
+		t.appendEvent(c.Retention, c.Event)
+	}
+	return r
+}
+
+type trailItem struct{ s trail.Sealed }
+
+func trailLess(a, b trailItem) bool { return a.s.Seq < b.s.Seq }
+
+// appendEvent seals an event as the next record, unless the request it
+// records already has a record (a write recorded with its change whose
+// acknowledgement was lost, then recorded again as failed).
+func (t *txn) appendEvent(ret Retention, ev []byte) {
+	e, err := trail.DecodeEvent(ev, true)
+	if err != nil {
+		return
+	}
+	rid, ridErr := uuid.Parse(e.RequestID)
+	if ridErr == nil && t.dd.recorded(rid) {
+		return
+	}
+	st := t.st
+	s := trail.SealEvent(st.trailSeq+1, t.now, st.trailHash, &e)
+	st.trail.ReplaceOrInsert(trailItem{s})
+	st.trailSeq, st.trailHash = s.Seq, s.Hash
+	t.sealed = append(t.sealed, s)
+	if ridErr == nil {
+		t.dd.markRecorded(rid, t.now)
+	}
+	for st.trail.Len() > 0 {
+		oldest, _ := st.trail.Min()
+		if uint64(st.trail.Len()) <= max(ret.MaxRecords, 1) && (ret.MaxAge <= 0 || oldest.s.CommitTime >= t.now-ret.MaxAge) {
+			break
+		}
+		st.trail.DeleteMin()
+	}
+}
+
+// TrailHead returns the seq and hash of the newest record (0 before the
+// first).
+func (s *State) TrailHead() (uint64, [32]byte) { return s.trailSeq, s.trailHash }
+
+// TrailFirst returns the seq of the oldest record the state still holds,
+// or 0 if it holds none.
+func (s *State) TrailFirst() uint64 {
+	it, ok := s.trail.Min()
+	if !ok {
+		return 0
+	}
+	return it.s.Seq
+}
+
+// TrailRecords calls fn for the records the state holds with seq ≥ from,
+// oldest first, until fn returns false.
+func (s *State) TrailRecords(from uint64, fn func(trail.Sealed) bool) {
+	s.trail.AscendGreaterOrEqual(trailItem{trail.Sealed{Seq: from}}, func(it trailItem) bool { return fn(it.s) })
+}
+
+// TrailRecordsBackward calls fn for the records the state holds with
+// seq ≤ before, newest first, until fn returns false.
+func (s *State) TrailRecordsBackward(before uint64, fn func(trail.Sealed) bool) {
+	s.trail.DescendLessOrEqual(trailItem{trail.Sealed{Seq: before}}, func(it trailItem) bool { return fn(it.s) })
+}
+
+func newTrailTree() *btree.BTreeG[trailItem] { return btree.NewG(treeDegree, trailLess) }
