@@ -102,8 +102,10 @@ func (s *Server) createServiceKey(c *call) (*fsm.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.propose(c, &fsm.CreateServiceKey{Account: c.principal.account, Product: c.principal.name,
-		KeyID: crypto.NewKeyID(), VersionID: vid, Material: wrapped})
+	// A side effect of the request, not its own change: the request is
+	// recorded with its outcome when it ends (docs/TRAIL.md).
+	return s.proposeSystemKey(context.Background(), &fsm.CreateServiceKey{Account: c.principal.account,
+		Product: c.principal.name, KeyID: crypto.NewKeyID(), VersionID: vid, Material: wrapped})
 }
 
 // reserveSeals reserves the next grant of encryptions with a key's primary

@@ -114,11 +114,17 @@ func (s *Server) dueCommand(d dueChange) (fsm.Command, error) {
 // proposeSystem commits a change the node makes on its own (no client
 // request, so no nonce).
 func (s *Server) proposeSystem(ctx context.Context, cmd fsm.Command) error {
+	_, err := s.proposeSystemKey(ctx, cmd)
+	return err
+}
+
+// proposeSystemKey is proposeSystem for a command that makes a key.
+func (s *Server) proposeSystemKey(ctx context.Context, cmd fsm.Command) (*fsm.Key, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	r, err := s.deps.Proposer.Propose(ctx, fsm.Encode(fsm.Header{RequestID: uuid.Must(uuid.NewRandom())}, cmd))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return r.Err
+	return r.Key, r.Err
 }

@@ -442,6 +442,22 @@ func TestServiceKeysThroughTheClassicSDK(t *testing.T) {
 	g.KeyId = mine
 	_, err = ecs.GenerateDataKey(g)
 	wantSDKError(t, err, 403, "Forbidden.NoPermission")
+
+	// The account sees the product's use of its service key in the trail.
+	acmeFile := filepath.Join(t.TempDir(), "acme.json")
+	b, _ := json.Marshal(acme.issued)
+	os.WriteFile(acmeFile, b, 0o600)
+	evs, _ := lookup(t, k, acmeFile, "--key-id", dk.KeyId, "--event-name", "GenerateDataKey")
+	if len(evs) != 1 || evs[0].PrincipalType != "service" || evs[0].PrincipalName != "ecs" || evs[0].AccessKeyID != ecsKey.AccessKeyId {
+		t.Fatalf("the account's view of its service key's use: %+v", evs)
+	}
+	// Signed with V1 by the classic SDK: the record keeps none of the
+	// signature's parameters.
+	for _, p := range evs[0].Params {
+		if strings.HasPrefix(p.Name, "Signature") || p.Name == "AccessKeyId" || p.Name == "Timestamp" {
+			t.Fatalf("the record keeps the signature parameter %s", p.Name)
+		}
+	}
 }
 
 // TestClusterServiceKeyIsCreatedOnceUnderConcurrentFirstCalls: a product's

@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/raftkms/raftkms/api/client"
+	"github.com/raftkms/raftkms/cluster"
+	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/trail"
+)
+
+// noTrail is a node whose trail records cannot commit (no quorum for them,
+// say); state changes still go through.
+type noTrail struct{ Proposer }
+
+func (noTrail) Commit(context.Context, []byte) (fsm.Result, error) { return fsm.Result{}, cluster.ErrTimeout }
+
+// records returns the trail records the node holds, oldest first.
+func (tn *testNode) records(t *testing.T) []trail.Record {
+	t.Helper()
+	var out []trail.Record
+	tn.fsm.State().TrailRecords(0, func(s trail.Sealed) bool {
+		r, err := s.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+		return true
+	})
+	return out
+}
+
+func TestNothingIsServedUnrecorded(t *testing.T) {
+	tn := startTestNode(t)
+	ctx := context.Background()
+	id := tn.createKey(t)
+	tn.srv.deps.Proposer = noTrail{tn.srv.deps.Proposer}
+	before := len(tn.records(t))
+
+	// Cryptography is refused: its record could not commit.
+	_, err := tn.cli.GenerateDataKey(ctx, id, 0, nil)
+	if e := wantErr(t, err, 503, "ServiceUnavailableTemporary"); !strings.Contains(e.Message, "audit record") {
+		t.Fatalf("message %q", e.Message)
+	}
+	// A state change commits with its own record, so it is made and recorded.
+	if err := tn.cli.Do(ctx, "DisableKey", map[string]string{"KeyId": id}, nil); err != nil {
+		t.Fatalf("DisableKey: %v", err)
+	}
+	recs := tn.records(t)
+	if len(recs) != before+1 || recs[len(recs)-1].EventName != "DisableKey" || recs[len(recs)-1].KeyID != id {
+		t.Fatalf("records after the refused call and the change: %d new", len(recs)-before)
+	}
+	// A change the state machine refuses is recorded on its own, which
+	// cannot commit: 503 rather than an unrecorded answer.
+	_, err = tn.cli.Call(ctx, "EnableKey", map[string]string{"KeyId": "key-missing"})
+	wantErr(t, err, 503, "ServiceUnavailableTemporary")
+	if n := len(tn.records(t)); n != len(recs) {
+		t.Fatalf("%d records appeared for refused requests", n-len(recs))
+	}
+}
+
+func TestRecordsKeepParametersButNoSecret(t *testing.T) {
+	tn := startTestNode(t)
+	ctx := context.Background()
+	id := tn.createKey(t)
+	if _, err := tn.cli.Call(ctx, "Encrypt", map[string]string{"KeyId": id, "Plaintext": "top secret text",
+		"EncryptionContext": `{"tenant":"acme"}`}); err != nil {
+		t.Fatal(err)
+	}
+	own(t, tn.cli, "PutRegoPolicy", map[string]string{"PolicyName": "m", "Module": "package kms.custom\n"}, nil)
+	recs := tn.records(t)
+	enc, put := recs[len(recs)-2], recs[len(recs)-1]
+	params := func(r trail.Record) map[string]string {
+		m := map[string]string{}
+		for _, p := range r.Params {
+			m[p.Name] = p.Value
+		}
+		return m
+	}
+	if p := params(enc); enc.EventName != "Encrypt" || p["KeyId"] != id || p["EncryptionContext"] != `{"tenant":"acme"}` || len(p) != 2 {
+		t.Fatalf("Encrypt record parameters %v (the plaintext, the signature's parameters: never)", p)
+	}
+	if p := params(put); len(p["ModuleSha256"]) != 64 || p["Module"] != "" || p["PolicyName"] != "m" {
+		t.Fatalf("PutRegoPolicy record parameters %v", p)
+	}
+	// A request that is not authenticated is not recorded: anyone could
+	// write into the trail.
+	var ce *client.Error
+	_, err := tn.client(t, client.Credentials{AccessKeyID: tn.creds.AccessKeyID, AccessKeySecret: "wrong"}).Call(ctx, "ListKeys", nil)
+	if !errors.As(err, &ce) {
+		t.Fatal(err)
+	}
+	if n := len(tn.records(t)); n != len(recs) {
+		t.Fatal("a request with a bad signature was recorded")
+	}
+}
