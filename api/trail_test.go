@@ -16,7 +16,9 @@ import (
 // say); state changes still go through.
 type noTrail struct{ Proposer }
 
-func (noTrail) Commit(context.Context, []byte) (fsm.Result, error) { return fsm.Result{}, cluster.ErrTimeout }
+func (noTrail) Commit(context.Context, []byte) (fsm.Result, error) {
+	return fsm.Result{}, cluster.ErrTimeout
+}
 
 // records returns the trail records the node holds, oldest first.
 func (tn *testNode) records(t *testing.T) []trail.Record {
