@@ -31,7 +31,9 @@ type TrailConfig struct {
 	// BatchRecords and BatchBytes bound one Raft entry of records; defaults
 	// 2048 and 1 MiB.
 	BatchRecords, BatchBytes int
-	// Flushers is how many batches may be committing at once; default 4.
+	// Flushers is how many batches may be committing at once; default 1,
+	// which measured best: while one batch commits the next one fills, and
+	// Raft pipelines the rest (docs/TRAIL.md).
 	Flushers int
 }
 
@@ -49,7 +51,7 @@ func (c *TrailConfig) setDefaults() {
 		c.BatchBytes = 1 << 20
 	}
 	if c.Flushers <= 0 {
-		c.Flushers = 4
+		c.Flushers = 1
 	}
 }
 
