@@ -49,7 +49,8 @@ lint: deps ## gofmt, go vet
 FUZZTIME ?= 20s
 FUZZ_TARGETS := ./crypto:FuzzSplitBlob ./fsm:FuzzDecode \
 	./api/sign:FuzzParseV3Authorization ./api/sign:FuzzVerifyV1 ./api/sign:FuzzV3CanonicalRequest \
-	./api/replay:FuzzCheck ./api:FuzzAppendJSONStringMatchesEncodingJSON ./api:FuzzParseStringObjectAgreesWithEncodingJSON
+	./api/replay:FuzzCheck ./api:FuzzAppendJSONStringMatchesEncodingJSON ./api:FuzzParseStringObjectAgreesWithEncodingJSON \
+	./trail:FuzzDecodeEvent ./trail:FuzzSealedDecode ./trail:FuzzVerifyExport
 fuzz: ## run every fuzz target for $(FUZZTIME)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "== $$t"; $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME); done
