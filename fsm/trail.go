@@ -64,7 +64,7 @@ func (c *TrailAppend) decodeBody(d *decoder) {
 // left out (the same on every node); the others are kept.
 func (c *TrailAppend) apply(t *txn) Result {
 	for _, ev := range c.Events {
-		t.appendEvent(c.Retention, ev)
+		t.appendEvent(c.Retention, ev, false)
 	}
 	return Result{}
 }
@@ -106,7 +106,7 @@ func (c *Audited) apply(t *txn) Result {
 	}
 	r := c.Cmd.apply(t)
 	if r.Err == nil {
-		t.appendEvent(c.Retention, c.Event)
+		t.appendEvent(c.Retention, c.Event, true)
 	}
 	return r
 }
@@ -116,9 +116,13 @@ type trailItem struct{ s trail.Sealed }
 func trailLess(a, b trailItem) bool { return a.s.Seq < b.s.Seq }
 
 // appendEvent seals an event as the next record, unless the request it
-// records already has a record (a write recorded with its change whose
-// acknowledgement was lost, then recorded again as failed).
-func (t *txn) appendEvent(ret Retention, ev []byte) {
+// records already has a record: a write recorded with its change whose
+// acknowledgement was lost, then recorded again as failed. Only the records
+// of changes are remembered (mark): a change's entry always precedes the
+// failure record its node sends after it (Raft commits a surviving entry of
+// an older term before anything of the new one), and remembering every
+// request id would cost memory and snapshot space per request.
+func (t *txn) appendEvent(ret Retention, ev []byte, mark bool) {
 	e, err := trail.DecodeEvent(ev, true)
 	if err != nil {
 		return
@@ -132,7 +136,7 @@ func (t *txn) appendEvent(ret Retention, ev []byte) {
 	st.trail.ReplaceOrInsert(trailItem{s})
 	st.trailSeq, st.trailHash = s.Seq, s.Hash
 	t.sealed = append(t.sealed, s)
-	if ridErr == nil {
+	if mark && ridErr == nil {
 		t.dd.markRecorded(rid, t.now)
 	}
 	for st.trail.Len() > 0 {
