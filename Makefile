@@ -9,7 +9,7 @@ RAFT_ADDR ?= 127.0.0.1:8081
 
 BINARIES := bin/kmsd bin/kmsctl
 
-.PHONY: all build run cluster cluster-stop test test-deps test-unit test-integration lint fuzz fuzz-smoke deps clean
+.PHONY: all build run cluster cluster-stop test test-deps test-unit test-integration lint fuzz fuzz-smoke bench bench-full bench-smoke deps clean
 
 all: build
 
@@ -21,8 +21,8 @@ test-deps: deps ## Debian packages the integration tests use (iptables for parti
 	@command -v iptables >/dev/null || { echo "installing iptables (partition tests)"; \
 	  apt-get install -y iptables >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y iptables >/dev/null; }; }
 
-build: deps ## build bin/kmsd and bin/kmsctl
-	$(GO) build -o bin/ ./cmd/kmsd ./cmd/kmsctl
+build: deps ## build bin/kmsd, bin/kmsctl and bin/kmsbench
+	$(GO) build -o bin/ ./cmd/kmsd ./cmd/kmsctl ./cmd/kmsbench
 
 run: build ## start a single-node kmsd on $(API_ADDR) with data in $(DATA_DIR)
 	exec bin/kmsd --data-dir $(DATA_DIR) --node-id node1 --api-addr $(API_ADDR) --raft-addr $(RAFT_ADDR)
@@ -33,7 +33,7 @@ cluster: build ## start a local 3-node cluster with TLS in ./dev-cluster (stop: 
 cluster-stop: ## stop the local cluster
 	scripts/dev-cluster.sh down
 
-test: lint test-unit test-integration fuzz-smoke ## everything CI runs
+test: lint test-unit test-integration fuzz-smoke bench-smoke ## everything CI runs
 
 test-unit: deps
 	$(GO) test -race -count=1 ./...
@@ -58,6 +58,15 @@ fuzz: ## run every fuzz target for $(FUZZTIME)
 fuzz-smoke: ## a few seconds of every fuzz target (CI)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s >/tmp/raftkms-fuzz-smoke.log 2>&1 || { cat /tmp/raftkms-fuzz-smoke.log; exit 1; }
 	@echo "fuzz smoke: every target ran 3s without a failure"
+
+bench: ## the kmsbench suite of docs/PERFORMANCE.md (about 8 minutes); results in bench-results/
+	scripts/bench.sh standard
+
+bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 25 minutes)
+	scripts/bench.sh full
+
+bench-smoke: ## every kmsbench workload for a moment against a real node; fails only on errors (CI)
+	scripts/bench.sh smoke
 
 clean:
 	rm -rf bin

@@ -159,8 +159,11 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	// The freelist is rebuilt at open rather than written at every commit:
+	// a commit writes fewer pages, and the log is written at every request
+	// (the trail).
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second}})
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 	if err != nil {
 		if errors.Is(err, bbolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("cluster: %s is in use by another process (is another kmsd running on this data directory?)", dir)

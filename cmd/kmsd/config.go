@@ -59,7 +59,11 @@ type config struct {
 		WindowAge     time.Duration `yaml:"window_age"`     // and for how long at most
 		SegmentBytes  int64         `yaml:"segment_bytes"`  // size of a segment file before the next starts
 		BatchRecords  int           `yaml:"batch_records"`  // records in one Raft entry at most
+		Flushers      int           `yaml:"flushers"`       // batches committing at once
 	} `yaml:"trail"`
+	Debug struct {
+		PprofAddr string `yaml:"pprof_addr"` // serve net/http/pprof here; empty: off
+	} `yaml:"debug"`
 	Log struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
@@ -81,6 +85,7 @@ func defaultConfig() config {
 	c.Trail.WindowAge = 24 * time.Hour
 	c.Trail.SegmentBytes = 64 << 20
 	c.Trail.BatchRecords = 2048
+	c.Trail.Flushers = 1
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -123,8 +128,8 @@ func (c config) validate() error {
 		return errors.New("config: cluster.lease must be positive and cluster.clock_drift in [0, 0.5)")
 	case c.Maintenance.Interval <= 0:
 		return errors.New("config: maintenance.interval must be positive")
-	case c.Trail.WindowRecords == 0 || c.Trail.WindowAge < 0 || c.Trail.SegmentBytes < 1<<20 || c.Trail.BatchRecords <= 0:
-		return errors.New("config: trail.window_records and trail.batch_records must be positive, trail.window_age not negative, trail.segment_bytes at least 1 MiB")
+	case c.Trail.WindowRecords == 0 || c.Trail.WindowAge < 0 || c.Trail.SegmentBytes < 1<<20 || c.Trail.BatchRecords <= 0 || c.Trail.Flushers <= 0:
+		return errors.New("config: trail.window_records, trail.batch_records and trail.flushers must be positive, trail.window_age not negative, trail.segment_bytes at least 1 MiB")
 	}
 	switch c.Log.Format {
 	case "text", "json":

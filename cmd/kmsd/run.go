@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tlsCA       = fl.String("tls-ca", "", "the CA certificates (PEM) that sign every node's certificate")
 		apiCert     = fl.String("api-tls-cert", "", "certificate (PEM) to serve the API over TLS")
 		apiKey      = fl.String("api-tls-key", "", "its private key (PEM)")
+		pprofAddr   = fl.String("pprof-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (off by default; never expose it)")
 	)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,6 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	override(&cfg.TLS.CA, *tlsCA)
 	override(&cfg.API.TLSCert, *apiCert)
 	override(&cfg.API.TLSKey, *apiKey)
+	override(&cfg.Debug.PprofAddr, *pprofAddr)
 	if *nonVoter {
 		cfg.Node.NonVoter = true
 	}
@@ -110,6 +113,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	root, err := loadRootKey(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.Debug.PprofAddr != "" {
+		ln, err := net.Listen("tcp", cfg.Debug.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen for the profiler on %s: %w", cfg.Debug.PprofAddr, err)
+		}
+		log.Warn("serving the profiler; it shows memory and must not be reachable by others", "addr", ln.Addr().String())
+		go http.Serve(ln, pprofMux())
 	}
 	keyring := crypto.NewKeyring(root)
 	archiver, err := cluster.NewArchiver(cluster.DefaultArchiveDir(dir), cfg.Trail.SegmentBytes, log)
@@ -160,7 +171,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	srv, err := api.New(api.Config{
 		Region: cfg.Region, TimestampWindow: cfg.API.TimestampWindow, NonceMemory: cfg.API.NonceMemory,
 		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log, SpoolDir: dir,
-		NodeID: cfg.Node.ID, Trail: api.TrailConfig{BatchRecords: cfg.Trail.BatchRecords,
+		NodeID: cfg.Node.ID, Trail: api.TrailConfig{BatchRecords: cfg.Trail.BatchRecords, Flushers: cfg.Trail.Flushers,
 			Retention: fsm.Retention{MaxRecords: cfg.Trail.WindowRecords, MaxAge: int64(cfg.Trail.WindowAge)}},
 	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root,
 		Keyring: keyring, Trail: archiver})
@@ -397,4 +408,15 @@ raftkms is ready at %[3]s  (root credentials: %[2]s)
   Stop with Ctrl-C (SIGTERM shuts down cleanly).
 
 `, addr, creds, url)
+}
+
+// pprofMux serves net/http/pprof's handlers (and nothing else).
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

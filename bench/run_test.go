@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkms/raftkms/api/client"
+)
+
+// startBaseline serves the baseline on a loopback port for a test.
+func startBaseline(t *testing.T) string {
+	t.Helper()
+	b, err := NewBaseline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(ln)
+	t.Cleanup(func() { b.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func baselineConfig(url string) Config {
+	return Config{Endpoints: []string{url}, Credentials: client.Credentials{AccessKeyID: "AK", AccessKeySecret: "secret"},
+		Workload: GenerateDataKey, KeyIDs: []string{"key-a", "key-b"}, Baseline: true, Concurrency: 8,
+		Duration: time.Second, Warmup: 200 * time.Millisecond}
+}
+
+func TestClosedLoopRunMeasuresEveryAnsweredRequest(t *testing.T) {
+	url := startBaseline(t)
+	r, err := Run(context.Background(), baselineConfig(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests < 100 || len(r.Errors) != 0 || r.Target != "baseline" {
+		t.Fatalf("result: %d requests, errors %v", r.Requests, r.Errors)
+	}
+	if d := r.Throughput - float64(r.Requests)/r.Duration.Seconds(); d > 1 || d < -1 {
+		t.Fatalf("throughput %.0f for %d requests in %s", r.Throughput, r.Requests, r.Duration)
+	}
+	l := r.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		t.Fatalf("percentiles out of order: %+v", l)
+	}
+	var timed, binned int64
+	for _, p := range r.Timeline {
+		timed += p.Requests
+	}
+	for _, b := range r.Distribution {
+		binned += b.Count
+	}
+	if timed != r.Requests || binned != r.Requests || len(r.Timeline) != 1 {
+		t.Fatalf("timeline holds %d, distribution %d, of %d requests (%d seconds)", timed, binned, r.Requests, len(r.Timeline))
+	}
+	if r.HarnessCPU <= 0 || r.HarnessCPUPerRequest <= 0 {
+		t.Fatalf("harness CPU not measured: %v", r.HarnessCPU)
+	}
+	if len(r.PerNode) != 1 || r.PerNode[0].Requests != r.Requests {
+		t.Fatalf("per node: %+v", r.PerNode)
+	}
+}
+
+func TestOpenLoopRunKeepsItsRateAndCountsLatencyFromWhenDue(t *testing.T) {
+	url := startBaseline(t)
+	cfg := baselineConfig(url)
+	cfg.Rate, cfg.Duration, cfg.Warmup = 400, 2*time.Second, 0
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests < 700 || r.Requests > 820 {
+		t.Fatalf("%d requests in 2 s at 400/s", r.Requests)
+	}
+	if len(r.Timeline) != 2 {
+		t.Fatalf("timeline of %d seconds", len(r.Timeline))
+	}
+}
+
+func TestErrorsAreCountedByCode(t *testing.T) {
+	url := startBaseline(t)
+	cfg := baselineConfig(url)
+	cfg.Endpoints = append(cfg.Endpoints, "http://127.0.0.1:1") // nothing listens there
+	cfg.Concurrency = 4
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors["transport"] == 0 || r.Requests == 0 || r.PerNode[1].Errors == 0 || r.PerNode[0].Errors != 0 {
+		t.Fatalf("errors %v, per node %+v", r.Errors, r.PerNode)
+	}
+	if got := errorCode(404, []byte(`{"Code":"Forbidden.KeyNotFound","Message":"x"}`)); got != "Forbidden.KeyNotFound" {
+		t.Fatalf("errorCode = %q", got)
+	}
+	if got := errorCode(502, []byte("bad gateway")); got != "HTTP 502" {
+		t.Fatalf("errorCode of a non-JSON body = %q", got)
+	}
+}
+
+func TestCompareAlternatesAndTakesTheMedianRatio(t *testing.T) {
+	a, b := startBaseline(t), startBaseline(t)
+	cfg := baselineConfig(b) // a second baseline stands in for raftkms
+	cfg.Baseline, cfg.Duration, cfg.Warmup = false, 300*time.Millisecond, 0
+	c, err := Compare(context.Background(), cfg, a, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Rounds) != 6 || len(c.Ratios) != 3 || c.Rounds[0].Target != "baseline" || c.Rounds[1].Target != "raftkms" {
+		t.Fatalf("rounds %d, ratios %v", len(c.Rounds), c.Ratios)
+	}
+	if c.Median < 0.2 || c.Median > 5 { // the same server twice: about 1
+		t.Fatalf("median ratio %.2f of a server against itself", c.Median)
+	}
+}
+
+func TestConfigRefusesWhatCannotRun(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"unknown workload":   func(c *Config) { c.Workload = "teleport" },
+		"mixed without mix":  func(c *Config) { c.Workload, c.Mix = Mixed, nil },
+		"plaintext too long": func(c *Config) { c.PayloadBytes = 7000 },
+		"no endpoints":       func(c *Config) { c.Endpoints = nil },
+		"decrypt, no blobs":  func(c *Config) { c.Workload, c.Baseline = Decrypt, false },
+	} {
+		cfg := baselineConfig("http://127.0.0.1:1")
+		mutate(&cfg)
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("%s: Run accepted it", name)
+		}
+	}
+	if _, err := ParseMix("generate-data-key=60,decrypt"); err == nil {
+		t.Error("ParseMix accepted an entry without a weight")
+	}
+	if m, err := ParseMix("generate-data-key=60, decrypt=40"); err != nil || m[Decrypt] != 40 {
+		t.Errorf("ParseMix = %v, %v", m, err)
+	}
+}
+
+func TestPlannerDrawsEveryWorkloadOfAMix(t *testing.T) {
+	cfg := Config{Workload: Mixed, Mix: map[string]int{GenerateDataKey: 1, Decrypt: 1, Encrypt: 1, ReEncrypt: 1},
+		KeyIDs: []string{"k"}, Blobs: []string{"b"}, PayloadBytes: 16, DataKeyBytes: 32}
+	p := newPlanner(&cfg, 0)
+	seen := map[string]bool{}
+	for range 200 {
+		o := p.next()
+		seen[o.action] = true
+		for i := 1; i < len(o.params); i++ {
+			if string(o.params[i-1].Key) > string(o.params[i].Key) {
+				t.Fatalf("%s parameters not sorted", o.action)
+			}
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("drew %v", seen)
+	}
+}
+
+func TestTextReportNamesTheNumbers(t *testing.T) {
+	r := &Result{Name: "gdk", Workload: GenerateDataKey, Target: "raftkms", Concurrency: 64, Throughput: 12345,
+		Requests: 123450, Duration: 10 * time.Second, Errors: map[string]int64{"ServiceUnavailableTemporary": 3},
+		Latency: Percentiles{P50: 1200 * time.Microsecond, P99: 9 * time.Millisecond}}
+	var b strings.Builder
+	WriteText(&b, r)
+	for _, want := range []string{"12345 requests/s", "p99 9.00ms", "ServiceUnavailableTemporary 3", "p50 1.20ms"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

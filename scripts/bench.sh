@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The kmsbench suites (docs/PERFORMANCE.md):
+#   scripts/bench.sh smoke      every workload for a moment; fails only on errors (make bench-smoke, CI)
+#   scripts/bench.sh standard   the figures of docs/PERFORMANCE.md (make bench), about 8 minutes
+#   scripts/bench.sh full       standard, plus 1,000,000 keys and 5 nodes (make bench-full), about 25 minutes
+# Nodes run on 127.0.0.1 with throw-away data directories; results (JSON,
+# HTML, Markdown tables) go to bench-results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-standard}
+OUT=bench-results
+WORK=$(mktemp -d /tmp/raftkms-bench.XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+command -v curl >/dev/null || apt-get install -y curl >/dev/null
+
+api() { echo "127.0.0.1:$((19000 + $1))"; }
+raft() { echo "127.0.0.1:$((19100 + $1))"; }
+
+wait_ready() {
+  for _ in $(seq 300); do
+    curl -sf "http://$(api "$1")/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "node$1 not ready; its log:" >&2; tail -20 "$WORK/node$1.log" >&2; exit 1
+}
+
+# cluster N: stop what runs, start N fresh nodes, set ENDPOINTS and CREDS.
+cluster() {
+  local n=$1
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  rm -rf "$WORK"/node*
+  bin/kmsd --data-dir "$WORK/node1" --node-id node1 --api-addr "$(api 1)" --raft-addr "$(raft 1)" >"$WORK/node1.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready 1
+  for i in $(seq 2 "$n"); do
+    bin/kmsd --data-dir "$WORK/node$i" --node-id "node$i" --api-addr "$(api "$i")" --raft-addr "$(raft "$i")" \
+      --join "http://$(api 1)" --root-key-file "$WORK/node1/root.key" >"$WORK/node$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  ENDPOINTS=""
+  for i in $(seq 1 "$n"); do
+    wait_ready "$i"
+    ENDPOINTS+="${ENDPOINTS:+,}http://$(api "$i")"
+  done
+  CREDS="$WORK/node1/root-credentials.json"
+}
+
+kb() { bin/kmsbench "$@" --endpoints "$ENDPOINTS" --credentials "$CREDS" --quiet; }
+
+smoke() {
+  cluster 1
+  for w in generate-data-key decrypt encrypt re-encrypt generate-data-key-without-plaintext mixed create-key; do
+    kb run --workload "$w" --duration 1s --warmup 200ms --concurrency 16 --blobs 50 --fail-on-errors >"$WORK/$w.txt" \
+      || { cat "$WORK/$w.txt"; exit 1; }
+    sed -n 2p "$WORK/$w.txt" | sed "s/^/$w: /"
+  done
+  kb compare --rounds 1 --duration 1s --warmup 200ms --concurrency 16 --fail-on-errors --html "$WORK/compare.html" \
+    --json "$WORK/compare.json" | tail -1
+  echo "bench smoke: every workload ran without an error"
+}
+
+standard() {
+  mkdir -p "$OUT"
+  local md="$OUT/tables.md"
+  : >"$md"
+  echo "# kmsbench $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD)" >>"$md"
+
+  cluster 1
+  echo -e "\n## The bar: raftkms against the baseline, alternated (64 connections, 32-byte data keys)\n" >>"$md"
+  for w in generate-data-key decrypt; do
+    kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
+      --json "$OUT/compare-$w.json" --html "$OUT/compare-$w.html"
+  done
+  echo -e "\n## Raft writes: CreateKey, 64 clients, 1 node\n" >>"$md"
+  kb run --workload create-key --duration 10s --label "create-key, 1 node" --markdown "$md" --json "$OUT/create-key.json"
+
+  echo -e "\n## Concurrency (generate-data-key, 1 node)\n" >>"$md"
+  for c in 1 4 16 64 256; do
+    kb run --concurrency "$c" --duration 5s --label "$c connections" --markdown "$md" --json "$OUT/concurrency-$c.json"
+  done
+  echo -e "\n## Payload (encrypt, 1 node, 64 connections)\n" >>"$md"
+  for p in 32 1024 6144; do
+    kb run --workload encrypt --payload-bytes "$p" --duration 5s --label "$p bytes" --markdown "$md"
+  done
+  echo -e "\n## Keys (generate-data-key, 1 node, 64 connections)\n" >>"$md"
+  local keys=(10 1000 100000)
+  [ "$MODE" = full ] && keys+=(1000000)
+  local have=0
+  : >"$WORK/keys.txt"
+  for k in "${keys[@]}"; do
+    bin/kmsbench keys --endpoints "$ENDPOINTS" --credentials "$CREDS" --count $((k - have)) --out "$WORK/keys.txt" >/dev/null
+    have=$k
+    kb run --keys-file "$WORK/keys.txt" --duration 5s --label "$k keys" --markdown "$md" --json "$OUT/keys-$k.json"
+  done
+  kb run --workload mixed --duration 5s --label "mixed 60/30/10, 1 node" --markdown "$OUT/mixed.md" --html "$OUT/mixed.html"
+
+  echo -e "\n## Cluster size (generate-data-key, connections spread over every node, same 2 cores)\n" >>"$md"
+  local sizes=(1 3)
+  [ "$MODE" = full ] && sizes+=(5)
+  for n in "${sizes[@]}"; do
+    cluster "$n"
+    kb run --duration 10s --label "$n node(s)" --markdown "$md" --json "$OUT/cluster-$n.json" --html "$OUT/cluster-$n.html"
+  done
+  echo "tables: $md; JSON and HTML reports: $OUT/"
+}
+
+make build >/dev/null
+case "$MODE" in
+smoke) smoke ;;
+standard | full) standard ;;
+*) echo "usage: $0 smoke|standard|full" >&2; exit 2 ;;
+esac
