@@ -72,7 +72,7 @@ func (s *Server) seal(c *call, k *fsm.Key, plaintext []byte, ec crypto.Context) 
 	}
 	ok, reserve := b.TakeSeal()
 	if reserve {
-		go s.reserveSeals(k, v.ID, b)
+		s.reserver.add(reservation{account: k.Account, keyID: k.ID, versionID: v.ID, b: b})
 	}
 	if !ok {
 		if b.Exhausted() {
@@ -106,22 +106,6 @@ func (s *Server) createServiceKey(c *call) (*fsm.Key, error) {
 	// recorded with its outcome when it ends (docs/TRAIL.md).
 	return s.proposeSystemKey(context.Background(), &fsm.CreateServiceKey{Account: c.principal.account,
 		Product: c.principal.name, KeyID: crypto.NewKeyID(), VersionID: vid, Material: wrapped})
-}
-
-// reserveSeals reserves the next grant of encryptions with a key's primary
-// version for this node (see crypto.VersionKey.TakeSeal).
-func (s *Server) reserveSeals(k *fsm.Key, versionID string, b *crypto.VersionKey) {
-	err := s.proposeSystem(context.Background(), &fsm.ReserveSeals{Account: k.Account, KeyID: k.ID, VersionID: versionID, Count: crypto.SealGrant})
-	switch {
-	case err == nil:
-		b.Reserved(crypto.SealGrant)
-	case errors.Is(err, fsm.ErrSealLimit), errors.Is(err, fsm.ErrNotPrimary), errors.Is(err, fsm.ErrKeyNotFound):
-		// This version encrypts no more: the key rotated, or will.
-		b.ReserveFailed(true)
-	default:
-		s.log.Warn("reserving encryptions failed; will retry", "key", k.ID, "version", versionID, "err", err)
-		b.ReserveFailed(false)
-	}
 }
 
 // opened is a decrypted CiphertextBlob.

@@ -105,6 +105,9 @@ func (s *Server) authorize(c *call, action string, k *fsm.Key) error {
 		if strings.HasPrefix(c.authRef, fsm.AliasPrefix) {
 			r.Alias = c.authRef // input.resource.alias
 		}
+		if k.IsServiceKey() {
+			r.ServiceProduct = k.Product
+		}
 	}
 	d, err := s.deps.Authorizer.Decide(context.Background(), r, c)
 	if err != nil {

@@ -120,11 +120,16 @@ func (s *Server) proposeSystem(ctx context.Context, cmd fsm.Command) error {
 
 // proposeSystemKey is proposeSystem for a command that makes a key.
 func (s *Server) proposeSystemKey(ctx context.Context, cmd fsm.Command) (*fsm.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	r, err := s.deps.Proposer.Propose(ctx, fsm.Encode(fsm.Header{RequestID: uuid.Must(uuid.NewRandom())}, cmd))
+	r, err := s.proposeSystemResult(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	return r.Key, r.Err
+}
+
+// proposeSystemResult is proposeSystem returning the whole result.
+func (s *Server) proposeSystemResult(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	return s.deps.Proposer.Propose(ctx, fsm.Encode(fsm.Header{RequestID: uuid.Must(uuid.NewRandom())}, cmd))
 }

@@ -157,6 +157,7 @@ type Server struct {
 	metrics  *metrics
 	http     *fasthttp.Server
 	recorder *recorder
+	reserver *sealReserver
 	opened   atomic.Bool // see Open
 	shutdown atomic.Bool
 }
@@ -178,6 +179,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
 		secrets: newSecretCache(deps.Wrapper, deps.State), metrics: newMetrics(deps.Node)}
 	s.recorder = newRecorder(s, cfg.Trail)
+	s.reserver = newSealReserver(s)
 	s.http = &fasthttp.Server{
 		Handler:                       s.Handle,
 		Name:                          "raftkms",
@@ -219,6 +221,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.http.ShutdownWithContext(ctx)
 	s.recorder.close() // after the requests in flight have their records
+	s.reserver.close()
 	return err
 }
 

@@ -411,7 +411,7 @@ func (n *Node) handleForward(a ForwardArgs, reply *ForwardReply) error {
 		return err
 	}
 	reply.Index = index
-	reply.Code = fsm.ErrorCode(r.Err)
+	reply.Code, reply.Codes = fsm.ErrorCode(r.Err), r.Codes
 	if r.Key != nil {
 		reply.KeyAccount, reply.KeyID = r.Key.Account, r.Key.ID
 	}
@@ -424,7 +424,7 @@ func (n *Node) handleForward(a ForwardArgs, reply *ForwardReply) error {
 // result rebuilds a forwarded command's result from this node's state,
 // which has applied it.
 func (n *Node) result(reply ForwardReply) fsm.Result {
-	r := fsm.Result{Err: fsm.CodeError(reply.Code)}
+	r := fsm.Result{Err: fsm.CodeError(reply.Code), Codes: reply.Codes}
 	st := n.fsm.State()
 	if reply.KeyID != "" {
 		r.Key, _ = st.Key(reply.KeyAccount, reply.KeyID)

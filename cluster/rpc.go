@@ -43,6 +43,7 @@ type ForwardReply struct {
 	KeyAccount string
 	KeyID      string
 	AccountID  string
+	Codes      []uint16 // fsm.Result.Codes
 	NotLeader  bool
 }
 

@@ -494,7 +494,8 @@ func (c *ReserveSeals) apply(t *txn) Result {
 	if c.Count == 0 || c.Count > MaxSeals {
 		return fail(ErrInvalidCommand)
 	}
-	return t.change(c.Account, c.KeyID, func(k *Key) error {
+	var rev uint64
+	r := t.change(c.Account, c.KeyID, func(k *Key) error {
 		if k.PrimaryVersion != c.VersionID {
 			return ErrNotPrimary
 		}
@@ -502,6 +503,23 @@ func (c *ReserveSeals) apply(t *txn) Result {
 			return ErrSealLimit
 		}
 		k.PrimarySeals += c.Count
+		rev = k.Revision
 		return nil
 	})
+	if r.Err == nil {
+		r.Key.Revision = rev // a seal count is not what policies decide on
+	}
+	return r
+}
+
+// apply reserves each item, recording each one's outcome in Codes.
+func (c *ReserveSealsBatch) apply(t *txn) Result {
+	if len(c.Items) == 0 || len(c.Items) > MaxReserveBatch {
+		return fail(ErrInvalidCommand)
+	}
+	r := Result{Codes: make([]uint16, len(c.Items))}
+	for i := range c.Items {
+		r.Codes[i] = ErrorCode(c.Items[i].apply(t).Err)
+	}
+	return r
 }

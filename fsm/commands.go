@@ -72,6 +72,7 @@ type Result struct {
 	Err     error
 	Key     *Key     // the key a key command created or changed
 	Account *Account // the account CreateAccount created
+	Codes   []uint16 // ReserveSealsBatch: each item's ErrorCode
 }
 
 // Encode returns the log entry for a command.
@@ -456,6 +457,29 @@ func (c *ReserveSeals) encodeBody(e *encoder) {
 }
 func (c *ReserveSeals) decodeBody(d *decoder) {
 	c.Account, c.KeyID, c.VersionID, c.Count = d.str(), d.str(), d.str(), d.uvarint()
+}
+
+// MaxReserveBatch bounds the items of one ReserveSealsBatch.
+const MaxReserveBatch = 1024
+
+// ReserveSealsBatch is ReserveSeals for many key versions in one entry:
+// a node that starts using many keys reserves for all of them at once.
+type ReserveSealsBatch struct{ Items []ReserveSeals }
+
+// Type implements Command.
+func (*ReserveSealsBatch) Type() CmdType { return CmdReserveSealsBatch }
+func (c *ReserveSealsBatch) encodeBody(e *encoder) {
+	e.uvarint(uint64(len(c.Items)))
+	for i := range c.Items {
+		c.Items[i].encodeBody(e)
+	}
+}
+func (c *ReserveSealsBatch) decodeBody(d *decoder) {
+	n := d.length(4)
+	c.Items = make([]ReserveSeals, n)
+	for i := range c.Items {
+		c.Items[i].decodeBody(d)
+	}
 }
 
 // Noop changes nothing. A leader commits one to fence a point in the log:

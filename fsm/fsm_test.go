@@ -463,3 +463,28 @@ func TestThereIsOneSystemAccount(t *testing.T) {
 		t.Fatalf("a second system account: err = %v, want ErrAccountExists", r.Err)
 	}
 }
+
+func TestReserveSealsBatchReservesEachItemAndKeepsRevisions(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.createKey(acct, "key-a"), h.createKey(acct, "key-b")
+	r := h.mustApply(&ReserveSealsBatch{Items: []ReserveSeals{
+		{Account: acct, KeyID: "key-a", VersionID: a.PrimaryVersion, Count: 1 << 20},
+		{Account: acct, KeyID: "key-b", VersionID: "not-primary", Count: 1 << 20},
+		{Account: acct, KeyID: "key-missing", VersionID: "v", Count: 1 << 20},
+		{Account: acct, KeyID: "key-b", VersionID: b.PrimaryVersion, Count: MaxSeals},
+	}})
+	want := []uint16{0, ErrorCode(ErrNotPrimary), ErrorCode(ErrKeyNotFound), 0}
+	if fmt.Sprint(r.Codes) != fmt.Sprint(want) {
+		t.Fatalf("codes %v, want %v", r.Codes, want)
+	}
+	ka, kb := h.key(acct, "key-a"), h.key(acct, "key-b")
+	if ka.PrimarySeals != 1<<20 || kb.PrimarySeals != MaxSeals {
+		t.Fatalf("seals %d, %d", ka.PrimarySeals, kb.PrimarySeals)
+	}
+	if ka.Revision != a.Revision || kb.Revision != b.Revision {
+		t.Fatal("a reservation changed a key's revision: cached policy decisions would be dropped for nothing")
+	}
+	if r := h.apply(&ReserveSealsBatch{}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("an empty batch: %v", r.Err)
+	}
+}

@@ -64,6 +64,8 @@ func identityCommand(t CmdType) Command {
 		return &TrailAppend{}
 	case CmdAudited:
 		return &Audited{}
+	case CmdReserveSealsBatch:
+		return &ReserveSealsBatch{}
 	}
 	return nil
 }

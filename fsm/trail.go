@@ -13,6 +13,8 @@ import (
 const (
 	CmdTrailAppend CmdType = 30
 	CmdAudited     CmdType = 31
+	// CmdReserveSealsBatch is in commands.go, beside ReserveSeals.
+	CmdReserveSealsBatch CmdType = 32
 )
 
 // Retention bounds the trail the state keeps (the window): records beyond

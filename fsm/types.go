@@ -58,8 +58,9 @@ type Key struct {
 	LastRotation     int64    // unix nanoseconds
 	RotationInterval int64    // seconds; 0 when automatic rotation is off
 	Tags             []Tag
-	// Revision is the Raft index of the key's last change: it names the
-	// key's attributes for the policy decision cache.
+	// Revision is the Raft index of the key's last change that a policy
+	// can see (everything but its seal count): decisions cached for an
+	// older revision are stale.
 	Revision uint64
 }
 

@@ -85,18 +85,19 @@ func parseUserDocuments(account, user string, texts map[string]string) (*userDoc
 	return u, nil
 }
 
-// contextUsers lists the users ("account/user") whose documents read the
-// request context.
-func (d documents) contextUsers() map[string]bool {
-	out := map[string]bool{}
+// users lists the users ("account/user") whose documents read the request
+// context, and those with any document.
+func (d documents) users() (context, withDocs map[string]bool) {
+	context, withDocs = map[string]bool{}, map[string]bool{}
 	for account, byUser := range d {
 		for user, u := range byUser {
+			withDocs[account+"/"+user] = true
 			if u.readsContext {
-				out[account+"/"+user] = true
+				context[account+"/"+user] = true
 			}
 		}
 	}
-	return out
+	return context, withDocs
 }
 
 // writeDocuments rewrites, in one transaction, the accounts of d that

@@ -92,6 +92,10 @@ type Request struct {
 	KeyID       string // the resource key; "" for account-level actions
 	Alias       string // the alias the request named the key by, if it did
 	KeyRevision uint64
+	// ServiceProduct is the product of a service key ("" for a customer
+	// key): what a decision that does not depend on the key itself (see
+	// Engine.Decide) still depends on.
+	ServiceProduct string
 }
 
 // InputBuilder gives what a decision needs beyond its Request, on demand:
@@ -146,6 +150,11 @@ type compiled struct {
 	// documents have context conditions.
 	contextAll   bool
 	contextUsers map[string]bool
+	// custom: authors' modules are published (they may read anything).
+	// docUsers: users ("account/user") with policy documents, which match
+	// key ARNs and tags.
+	custom   bool
+	docUsers map[string]bool
 }
 
 type cacheKey struct {
@@ -212,7 +221,8 @@ func (e *Engine) Update(ctx context.Context, version uint64, modules []Module, u
 		return err
 	}
 	e.docs, e.modules = docs, slices.Clone(modules)
-	next.contextUsers = docs.contextUsers()
+	next.contextUsers, next.docUsers = docs.users()
+	next.custom = len(modules) > 0
 	e.prepared.Store(next)
 	e.mu.Lock()
 	clear(e.cache)
@@ -350,6 +360,12 @@ func readsContext(m *ast.Module) bool {
 func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decision, error) {
 	c := e.prepared.Load()
 	k := cacheKey{version: c.version, Request: r}
+	if !c.custom && (r.User == "" || !c.docUsers[r.User]) {
+		// Only the built-in rules decide, and for this principal they read
+		// of the key only its account and whether it is a service key (and
+		// whose): one decision serves every key alike.
+		k.KeyID, k.Alias, k.KeyRevision = "", "", 0
+	}
 	if c.contextAll || (r.User != "" && c.contextUsers[r.User]) {
 		k.context = b.ContextDigest()
 	}
@@ -367,8 +383,8 @@ func (e *Engine) Decide(ctx context.Context, r Request, b InputBuilder) (Decisio
 	if err != nil {
 		return Decision{Reasons: []string{"policy evaluation failed"}}, err
 	}
-	k.Request = Request{strings.Clone(r.AccessKeyID), strings.Clone(r.User), strings.Clone(r.Action),
-		strings.Clone(r.Account), strings.Clone(r.KeyID), strings.Clone(r.Alias), r.KeyRevision}
+	k.Request = Request{strings.Clone(k.AccessKeyID), strings.Clone(k.User), strings.Clone(k.Action),
+		strings.Clone(k.Account), strings.Clone(k.KeyID), strings.Clone(k.Alias), k.KeyRevision, strings.Clone(k.ServiceProduct)}
 	e.mu.Lock()
 	if len(e.cache) >= e.cfg.CacheSize {
 		clear(e.cache) // crude but bounded; decisions are cheap to recompute

@@ -53,6 +53,9 @@ func request(in *Input) Request {
 	}
 	if in.Resource != nil {
 		r.Account, r.KeyID, r.Alias = in.Resource.Account, in.Resource.ARN, in.Resource.Alias
+		if in.Resource.Class == "service" {
+			r.ServiceProduct = in.Resource.Creator
+		}
 	}
 	return r
 }
@@ -102,6 +105,56 @@ func TestGoldenDecisions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecisionsThatDoNotReadTheKeyAreSharedAcrossKeys: with only the
+// built-in rules, a root's decision is the same for every customer key of
+// its account, so a node using a million keys evaluates Rego once, not a
+// million times — but never shares one across accounts, service keys, or
+// for users whose documents match ARNs and tags, or once a module is
+// published.
+func TestDecisionsThatDoNotReadTheKeyAreSharedAcrossKeys(t *testing.T) {
+	ctx := context.Background()
+	e, _ := New(Config{})
+	if err := e.Update(ctx, 1, nil, []UserPolicy{{"111", "alice", "p", `{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"acs:kms:*:*:key/key-1"}]}`}}); err != nil {
+		t.Fatal(err)
+	}
+	decide := func(typ, name, keyID, class string) (Decision, bool) {
+		in := Input{Action: "kms:Decrypt", Principal: Principal{Account: "111", Type: typ, Name: name},
+			Resource: &Resource{Account: "111", ARN: "acs:kms:cn-hangzhou:111:key/" + keyID, KeyID: keyID, Class: class, Creator: "111"}}
+		if class == "service" {
+			in.Resource.Creator = "ecs"
+		}
+		h0, _ := e.Stats()
+		d, err := e.Decide(ctx, request(&in), fixed{&in, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h1, _ := e.Stats()
+		return d, h1 > h0
+	}
+	if d, hit := decide("root", "", "key-1", "customer"); !d.Allow || hit {
+		t.Fatalf("first decision: allow %v hit %v", d.Allow, hit)
+	}
+	if d, hit := decide("root", "", "key-2", "customer"); !d.Allow || !hit {
+		t.Fatalf("another key of the account: allow %v, from the cache %v; want one shared decision", d.Allow, hit)
+	}
+	if d, _ := decide("root", "", "key-3", "service"); d.Allow {
+		t.Fatal("a root's decision on a customer key was served for a service key")
+	}
+	if d, _ := decide("user", "alice", "key-1", "customer"); !d.Allow {
+		t.Fatal("alice's document allows key-1")
+	}
+	if d, _ := decide("user", "alice", "key-2", "customer"); d.Allow {
+		t.Fatal("alice's decision on key-1 was served for key-2: documents match ARNs")
+	}
+	if err := e.Update(ctx, 2, []Module{{"m", "package kms.custom\n\ndeny contains \"no key-2\" if input.resource.key_id == \"key-2\"\n"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	decide("root", "", "key-1", "customer")
+	if d, _ := decide("root", "", "key-2", "customer"); d.Allow {
+		t.Fatal("with a module published, a decision on key-1 was served for key-2")
 	}
 }
 
