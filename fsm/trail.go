@@ -103,7 +103,7 @@ func (c *Audited) decodeBody(d *decoder) {
 	c.Cmd.decodeBody(d)
 }
 func (c *Audited) apply(t *txn) Result {
-	if _, err := trail.DecodeEvent(c.Event, true); err != nil {
+	if _, err := trail.CheckEvent(c.Event); err != nil {
 		return fail(ErrInvalidCommand)
 	}
 	r := c.Cmd.apply(t)
@@ -125,16 +125,16 @@ func trailLess(a, b trailItem) bool { return a.s.Seq < b.s.Seq }
 // an older term before anything of the new one), and remembering every
 // request id would cost memory and snapshot space per request.
 func (t *txn) appendEvent(ret Retention, ev []byte, mark bool) {
-	e, err := trail.DecodeEvent(ev, true)
+	requestID, err := trail.CheckEvent(ev)
 	if err != nil {
 		return
 	}
-	rid, ridErr := uuid.Parse(e.RequestID)
+	rid, ridErr := uuid.Parse(requestID)
 	if ridErr == nil && t.dd.recorded(rid) {
 		return
 	}
 	st := t.st
-	s := trail.SealEvent(st.trailSeq+1, t.now, st.trailHash, &e)
+	s := trail.SealChecked(st.trailSeq+1, t.now, st.trailHash, ev)
 	st.trail.ReplaceOrInsert(trailItem{s})
 	st.trailSeq, st.trailHash = s.Seq, s.Hash
 	t.sealed = append(t.sealed, s)

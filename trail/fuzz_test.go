@@ -29,6 +29,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		if (err == nil) != (errv == nil) {
 			t.Fatalf("copy mode: %v; view mode: %v", err, errv)
 		}
+		if rid, cerr := CheckEvent(b); (cerr == nil) != (err == nil) || (err == nil && rid != e.RequestID) {
+			t.Fatalf("CheckEvent = %q, %v; DecodeEvent: %v", rid, cerr, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrFormat) {
 				t.Fatalf("DecodeEvent error %v is not an ErrFormat", err)

@@ -136,9 +136,10 @@ func appendStr(b []byte, s string) []byte {
 // the input when view is set (no allocation; valid while the input is),
 // and are copies otherwise. The first error sticks.
 type reader struct {
-	b    []byte
-	view bool
-	err  error
+	b          []byte
+	view       bool
+	skipParams bool // check the parameters without keeping them
+	err        error
 }
 
 func (r *reader) fail(what string) {
@@ -218,17 +219,23 @@ func (r *reader) event(e *Event) {
 		r.fail("parameter count")
 		return
 	}
-	e.Params = make([]Param, 0, n)
-	for range n {
+	if !r.skipParams {
+		e.Params = make([]Param, 0, n)
+	}
+	prev := ""
+	for i := range n {
 		p := Param{Name: r.str("parameter name"), Value: r.str("parameter value")}
 		if r.err != nil {
 			return
 		}
-		if len(e.Params) > 0 && e.Params[len(e.Params)-1].Name >= p.Name {
+		if i > 0 && prev >= p.Name {
 			r.fail("parameter order (names must be sorted and unique)")
 			return
 		}
-		e.Params = append(e.Params, p)
+		prev = p.Name
+		if !r.skipParams {
+			e.Params = append(e.Params, p)
+		}
 	}
 }
 
@@ -245,6 +252,32 @@ func DecodeEvent(b []byte, view bool) (Event, error) {
 		r.fail("event (trailing bytes)")
 	}
 	return e, r.err
+}
+
+// CheckEvent checks that b is an event's canonical encoding, as
+// DecodeEvent does, without allocating, and returns its request id (a view
+// of b).
+func CheckEvent(b []byte) (requestID string, err error) {
+	if len(b) > MaxEventBytes {
+		return "", fmt.Errorf("%w: event of %d bytes (at most %d)", ErrFormat, len(b), MaxEventBytes)
+	}
+	var e Event
+	r := reader{b: b, view: true, skipParams: true}
+	r.event(&e)
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("event (trailing bytes)")
+	}
+	return e.RequestID, r.err
+}
+
+// SealChecked is Seal of an event CheckEvent accepted: its bytes are
+// already the canonical encoding (an event has exactly one), so they go into
+// the record as they are.
+func SealChecked(seq uint64, commitTime int64, prev [32]byte, event []byte) Sealed {
+	content := make([]byte, 0, len(event)+64)
+	content = appendHeader(content, seq, commitTime, prev)
+	content = append(content, event...)
+	return Sealed{Seq: seq, CommitTime: commitTime, Content: content, Hash: sha256.Sum256(content)}
 }
 
 // Seal makes the record of an event: its content is the format version,

@@ -629,3 +629,30 @@ func TestSealedDecodeRefusesNonCanonicalContent(t *testing.T) {
 		t.Errorf("a valid stored record (seq padded to %x) decodes to a record whose hash differs from the stored one", padded.Content[1:3])
 	}
 }
+
+// TestSealCheckedEqualsSealForEveryAcceptedEvent: the state machine seals
+// an event's bytes as they are once CheckEvent accepts them; that must be
+// exactly what decoding and encoding again would seal.
+func TestSealCheckedEqualsSealForEveryAcceptedEvent(t *testing.T) {
+	for i, e := range []Event{{EventID: "e", EventName: "Decrypt", Outcome: Success},
+		{EventID: "x", Time: -5, EventName: "ñ", RequestID: "00000000-0000-4000-8000-000000000001", Outcome: Denied,
+			ErrorCode: "Forbidden.NoPermission", Params: []Param{{"A", "1"}, {"B", "<&>"}}}} {
+		b := AppendEvent(nil, &e)
+		rid, err := CheckEvent(b)
+		if err != nil || rid != e.RequestID {
+			t.Fatalf("event %d: CheckEvent = %q, %v", i, rid, err)
+		}
+		want, err := Seal(uint64(i+1), 7, [32]byte{1}, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := SealChecked(uint64(i+1), 7, [32]byte{1}, b)
+		if !bytes.Equal(got.Content, want.Content) || got.Hash != want.Hash {
+			t.Fatalf("event %d: SealChecked differs from Seal", i)
+		}
+	}
+	bad := AppendEvent(nil, &Event{EventID: "e", Outcome: Success, Params: []Param{{"B", "1"}, {"A", "2"}}})
+	if _, err := CheckEvent(bad); err == nil {
+		t.Fatal("CheckEvent accepted unsorted parameters")
+	}
+}
