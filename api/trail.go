@@ -35,6 +35,10 @@ type TrailConfig struct {
 	// which measured best: while one batch commits the next one fills, and
 	// Raft pipelines the rest (docs/TRAIL.md).
 	Flushers int
+	// Linger is how long a flusher may wait, with requests still on their
+	// way to their records, before it commits what is queued; default
+	// 300µs, negative: never (recorder.linger).
+	Linger time.Duration
 }
 
 func (c *TrailConfig) setDefaults() {
@@ -52,6 +56,9 @@ func (c *TrailConfig) setDefaults() {
 	}
 	if c.Flushers <= 0 {
 		c.Flushers = 1
+	}
+	if c.Linger == 0 {
+		c.Linger = 300 * time.Microsecond
 	}
 }
 
@@ -85,12 +92,16 @@ type recorder struct {
 	bytes  int
 	closed bool
 	work   chan struct{}
+	// target, when not zero, is the queue length at which record wakes a
+	// lingering flusher (through full).
+	target int
+	full   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
 
 func newRecorder(s *Server, cfg TrailConfig) *recorder {
-	r := &recorder{s: s, cfg: cfg, work: make(chan struct{}, 1), stop: make(chan struct{})}
+	r := &recorder{s: s, cfg: cfg, work: make(chan struct{}, 1), full: make(chan struct{}, 1), stop: make(chan struct{})}
 	for range cfg.Flushers {
 		r.wg.Add(1)
 		go r.flusher()
@@ -107,9 +118,55 @@ func (r *recorder) record(p *pendingRecord) error {
 	}
 	r.queue = append(r.queue, p)
 	r.bytes += len(p.event)
+	if r.target > 0 && len(r.queue) >= r.target {
+		r.target = 0
+		select {
+		case r.full <- struct{}{}:
+		default:
+		}
+	}
 	r.mu.Unlock()
 	r.signal()
 	return <-p.done
+}
+
+// linger waits, while records arrive fast enough that some are expected
+// within cfg.Linger, until half as many are queued as the last batch held
+// or cfg.Linger has passed since that batch committed. Under load, requests
+// answered together come back together: committing the first few of them
+// alone would make the rest wait a whole commit longer, and spend a commit
+// on a few records. Under light load nobody waits.
+func (r *recorder) linger(t *time.Timer, rate float64, last int, since time.Time) {
+	if r.cfg.Linger < 0 || last < 2 || rate*r.cfg.Linger.Seconds() < 1 {
+		return // light load, or one client at a time: nothing to wait for
+	}
+	wait := r.cfg.Linger - time.Since(since)
+	if wait <= 0 {
+		return
+	}
+	want := min(max(last/2, 2), r.cfg.BatchRecords)
+	r.mu.Lock()
+	if len(r.queue) >= want || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.target = want
+	r.mu.Unlock()
+	t.Reset(wait)
+	select {
+	case <-r.full:
+		t.Stop()
+	case <-t.C:
+	case <-r.stop:
+		t.Stop()
+	}
+	r.mu.Lock()
+	r.target = 0
+	r.mu.Unlock()
+	select { // a wake-up that came as the timer fired
+	case <-r.full:
+	default:
+	}
 }
 
 func (r *recorder) signal() {
@@ -123,6 +180,14 @@ func (r *recorder) flusher() {
 	defer r.wg.Done()
 	var batch []*pendingRecord
 	events := make([][]byte, 0, r.cfg.BatchRecords)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	// What the last batches say about the load: records per second (an
+	// average over a few commits), the last batch's size, and when it
+	// committed.
+	var rate float64
+	var last int
+	var ended time.Time
 	for {
 		select {
 		case <-r.work:
@@ -131,6 +196,7 @@ func (r *recorder) flusher() {
 			return
 		}
 		for {
+			r.linger(t, rate, last, ended)
 			batch = r.take(batch[:0])
 			if len(batch) == 0 {
 				break
@@ -143,6 +209,11 @@ func (r *recorder) flusher() {
 			for _, p := range batch {
 				p.done <- err
 			}
+			now := time.Now()
+			if !ended.IsZero() {
+				rate = 0.75*rate + 0.25*float64(len(batch))/max(now.Sub(ended).Seconds(), 1e-6)
+			}
+			last, ended = len(batch), now
 			clear(batch)
 		}
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/raftkms/raftkms/api/client"
 	"github.com/raftkms/raftkms/cluster"
@@ -97,5 +100,61 @@ func TestRecordsKeepParametersButNoSecret(t *testing.T) {
 	}
 	if n := len(tn.records(t)); n != len(recs) {
 		t.Fatal("a request with a bad signature was recorded")
+	}
+}
+
+// commitCounter counts the trail batches a node commits.
+type commitCounter struct {
+	Proposer
+	n atomic.Int64
+}
+
+func (c *commitCounter) Commit(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	c.n.Add(1)
+	return c.Proposer.Commit(ctx, cmd)
+}
+
+func TestConcurrentRequestsShareTrailCommits(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	cc := &commitCounter{Proposer: tn.srv.deps.Proposer}
+	tn.srv.deps.Proposer = cc
+	const clients, calls = 32, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Go(func() {
+			for range calls {
+				if _, err := tn.cli.GenerateDataKey(context.Background(), id, 0, nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := cc.n.Load(); n > clients*calls/4 {
+		t.Fatalf("%d requests took %d trail commits: batches average under 4 records", clients*calls, n)
+	}
+}
+
+func TestOneClientAtATimeIsNotHeldForABatch(t *testing.T) {
+	tn := startTestNode(t)
+	id := tn.createKey(t)
+	// A flusher that waited for company would hold each of these calls for
+	// the whole linger.
+	tn.srv.recorder.cfg.Linger = time.Minute
+	start := time.Now()
+	for range 200 {
+		if _, err := tn.cli.GenerateDataKey(context.Background(), id, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("200 calls one after another took %v", d)
 	}
 }

@@ -60,6 +60,7 @@ type config struct {
 		SegmentBytes  int64         `yaml:"segment_bytes"`  // size of a segment file before the next starts
 		BatchRecords  int           `yaml:"batch_records"`  // records in one Raft entry at most
 		Flushers      int           `yaml:"flushers"`       // batches committing at once
+		Linger        time.Duration `yaml:"linger"`         // a flusher's wait for records on their way; negative: none
 	} `yaml:"trail"`
 	Debug struct {
 		PprofAddr string `yaml:"pprof_addr"` // serve net/http/pprof here; empty: off
