@@ -66,16 +66,16 @@ func (s *Server) seal(c *call, k *fsm.Key, plaintext []byte, ec crypto.Context) 
 	if !ok {
 		return "", "", fsm.ErrKeyNotFound
 	}
-	b, err := s.deps.Keyring.Software(v.ID, v.Material)
+	vk, b, err := s.deps.Keyring.Software(v.ID, v.Material)
 	if err != nil {
 		return "", "", err
 	}
-	ok, reserve := b.TakeSeal()
+	ok, reserve := vk.TakeSeal()
 	if reserve {
-		s.reserver.add(reservation{account: k.Account, keyID: k.ID, versionID: v.ID, b: b})
+		s.reserver.add(reservation{account: k.Account, keyID: k.ID, versionID: v.ID, b: vk})
 	}
 	if !ok {
-		if b.Exhausted() {
+		if vk.Exhausted() {
 			return "", "", fsm.ErrSealLimit
 		}
 		return "", "", ErrSealBudget
@@ -144,7 +144,7 @@ func (s *Server) parseBlob(c *call, st *fsm.State, name string) (opened, error) 
 
 // open decrypts o into c.plain.
 func (s *Server) open(c *call, o opened, ec crypto.Context) ([]byte, error) {
-	b, err := s.deps.Keyring.Software(o.version.ID, o.version.Material)
+	_, b, err := s.deps.Keyring.Software(o.version.ID, o.version.Material)
 	if err != nil {
 		return nil, err
 	}

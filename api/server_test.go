@@ -48,7 +48,7 @@ func startTestNode(t testing.TB) *testNode {
 		t.Fatal(err)
 	}
 	tn := &testNode{clock: &fakeClock{}}
-	keyring := crypto.NewKeyring(root)
+	keyring := crypto.NewKeyring(root, 0)
 	tn.archiver, err = cluster.NewArchiver(filepath.Join(dir, "trail"), 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package crypto
 
 import (
+	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -56,5 +58,127 @@ func TestTakeSealNeverExceedsTheBudgetUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	if granted != 2*SealGrant {
 		t.Fatalf("granted %d seals, want exactly reserved+one grant = %d", granted, 2*SealGrant)
+	}
+}
+
+// countingWrapper counts unwraps: each one is a miss of the Keyring.
+type countingWrapper struct {
+	Wrapper
+	unwraps int
+}
+
+func (c *countingWrapper) Unwrap(p Purpose, id string, wrapped []byte) ([]byte, error) {
+	c.unwraps++
+	return c.Wrapper.Unwrap(p, id, wrapped)
+}
+
+// keyringVersions returns a Keyring of at most max versions and the wrapped
+// material of n versions "v0".."v(n-1)".
+func keyringVersions(t *testing.T, max, n int) (*Keyring, *countingWrapper, map[string][]byte) {
+	t.Helper()
+	root, err := NewRootKey(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &countingWrapper{Wrapper: root}
+	wrapped := map[string][]byte{}
+	for i := range n {
+		id := fmt.Sprintf("v%d", i)
+		if wrapped[id], err = root.Wrap(PurposeKeyMaterial, id, bytes.Repeat([]byte{byte(i)}, 32)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return NewKeyring(w, max), w, wrapped
+}
+
+func TestKeyringHoldsAtMostItsLimitAndEveryVersionStillWorks(t *testing.T) {
+	k, _, wrapped := keyringVersions(t, 4, 10)
+	sealed := map[string][]byte{}
+	for round := range 3 {
+		for i := range 10 {
+			id := fmt.Sprintf("v%d", i)
+			_, b, err := k.Software(id, wrapped[id])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if round == 0 {
+				if sealed[id], err = b.Seal(nil, []byte("data of "+id), nil); err != nil {
+					t.Fatal(err)
+				}
+			} else if pt, err := b.Open(nil, sealed[id], nil); err != nil || string(pt) != "data of "+id {
+				t.Fatalf("round %d: %s opens to %q, %v", round, id, pt, err)
+			}
+			if n := k.Len(); n > 4 {
+				t.Fatalf("%d versions unwrapped, limit 4", n)
+			}
+		}
+	}
+}
+
+func TestVersionsInUseOutlastOneOffs(t *testing.T) {
+	k, w, wrapped := keyringVersions(t, 2, 10)
+	use := func(id string) {
+		t.Helper()
+		if _, _, err := k.Software(id, wrapped[id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use("v0")
+	use("v0") // in use: a second chance
+	for i := 1; i < 10; i++ {
+		use(fmt.Sprintf("v%d", i)) // one-offs
+		use("v0")
+	}
+	if w.unwraps != 10 {
+		t.Fatalf("%d unwraps: the version in use was evicted by one-offs (want 1 + 9)", w.unwraps)
+	}
+}
+
+func TestAnEvictedVersionKeepsItsSealCount(t *testing.T) {
+	k, _, wrapped := keyringVersions(t, 1, 2)
+	v, _, err := k.Software("v0", wrapped["v0"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range SealGrant { // the grant a version may run ahead of its reservations
+		if ok, _ := v.TakeSeal(); !ok {
+			t.Fatal("refused within the first grant")
+		}
+	}
+	if _, _, err := k.Software("v1", wrapped["v1"]); err != nil { // evicts v0's key
+		t.Fatal(err)
+	}
+	again, b, err := k.Software("v0", wrapped["v0"])
+	if err != nil || b == nil {
+		t.Fatal(err)
+	}
+	if again != v {
+		t.Fatal("v0 came back with fresh counts")
+	}
+	if ok, _ := again.TakeSeal(); ok {
+		t.Fatal("an evicted version sealed past its budget after coming back")
+	}
+}
+
+func TestForgottenVersionsAreDropped(t *testing.T) {
+	k, w, wrapped := keyringVersions(t, 4, 3)
+	for _, id := range []string{"v0", "v1", "v2"} {
+		if _, _, err := k.Software(id, wrapped[id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.Forget("v0", "v2", "missing")
+	if n := k.Len(); n != 1 {
+		t.Fatalf("%d versions held after forgetting two of three", n)
+	}
+	if _, _, err := k.Software("v1", wrapped["v1"]); err != nil || w.unwraps != 3 {
+		t.Fatalf("v1 was lost with the others (%d unwraps, %v)", w.unwraps, err)
+	}
+	if _, _, err := k.Software("v2", wrapped["v2"]); err != nil || w.unwraps != 4 {
+		t.Fatalf("a forgotten version was still held (%d unwraps, %v)", w.unwraps, err)
+	}
+	k.Clear()
+	if k.Len() != 0 {
+		t.Fatal("Clear left versions")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/raftkms/raftkms/crypto"
 )
 
 // config is the kmsd configuration file (YAML, version v1), decoded
@@ -51,6 +53,11 @@ type config struct {
 	Policy struct {
 		CacheSize int `yaml:"cache_size"`
 	} `yaml:"policy"`
+	Keyring struct {
+		Versions int `yaml:"versions"` // unwrapped key versions kept in memory (about 1 KiB each)
+	} `yaml:"keyring"`
+	// MemoryLimit is a soft limit on the Go heap (as GOMEMLIMIT); 0: none.
+	MemoryLimit int64 `yaml:"memory_limit_bytes"`
 	Maintenance struct {
 		Interval time.Duration `yaml:"interval"`
 	} `yaml:"maintenance"`
@@ -87,6 +94,7 @@ func defaultConfig() config {
 	c.Trail.SegmentBytes = 64 << 20
 	c.Trail.BatchRecords = 2048
 	c.Trail.Flushers = 1
+	c.Keyring.Versions = crypto.DefaultKeyringVersions
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -127,6 +135,8 @@ func (c config) validate() error {
 		return errors.New("config: non_voter needs join: a new cluster's first node votes")
 	case c.Cluster.Lease < 0 || c.Cluster.ClockDrift < 0 || c.Cluster.ClockDrift >= 0.5:
 		return errors.New("config: cluster.lease must be positive and cluster.clock_drift in [0, 0.5)")
+	case c.Keyring.Versions <= 0 || c.MemoryLimit < 0:
+		return errors.New("config: keyring.versions must be positive and memory_limit_bytes not negative")
 	case c.Maintenance.Interval <= 0:
 		return errors.New("config: maintenance.interval must be positive")
 	case c.Trail.WindowRecords == 0 || c.Trail.WindowAge < 0 || c.Trail.SegmentBytes < 1<<20 || c.Trail.BatchRecords <= 0 || c.Trail.Flushers <= 0:

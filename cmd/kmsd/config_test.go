@@ -27,6 +27,7 @@ func TestConfigIsDecodedStrictly(t *testing.T) {
 		{"other version", "version: v2\n", "version"},
 		{"bad duration", "version: v1\napi:\n  write_timeout: soon\n", "time.Duration"},
 		{"bad log format", "version: v1\nlog:\n  format: xml\n", "log.format"},
+		{"empty keyring", "version: v1\nkeyring:\n  versions: -1\n", "keyring.versions"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -36,8 +37,9 @@ func TestConfigIsDecodedStrictly(t *testing.T) {
 			}
 		})
 	}
-	c, err := loadConfig(writeConfig(t, "version: v1\nregion: eu-central-1\napi:\n  write_timeout: 3s\nraft:\n  snapshot_threshold: 100\n"))
-	if err != nil || c.Region != "eu-central-1" || c.API.WriteTimeout != 3*time.Second || c.Raft.SnapshotThreshold != 100 || c.Node.ID != "node1" {
+	c, err := loadConfig(writeConfig(t, "version: v1\nregion: eu-central-1\napi:\n  write_timeout: 3s\nraft:\n  snapshot_threshold: 100\nkeyring:\n  versions: 5000\nmemory_limit_bytes: 1073741824\n"))
+	if err != nil || c.Region != "eu-central-1" || c.API.WriteTimeout != 3*time.Second || c.Raft.SnapshotThreshold != 100 || c.Node.ID != "node1" ||
+		c.Keyring.Versions != 5000 || c.MemoryLimit != 1<<30 {
 		t.Fatalf("loadConfig = %+v, %v", c, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -122,7 +123,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		log.Warn("serving the profiler; it shows memory and must not be reachable by others", "addr", ln.Addr().String())
 		go http.Serve(ln, pprofMux())
 	}
-	keyring := crypto.NewKeyring(root)
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	keyring := crypto.NewKeyring(root, cfg.Keyring.Versions)
 	archiver, err := cluster.NewArchiver(cluster.DefaultArchiveDir(dir), cfg.Trail.SegmentBytes, log)
 	if err != nil {
 		return fmt.Errorf("open the trail's segment files: %w", err)
