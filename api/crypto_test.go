@@ -133,15 +133,21 @@ func TestDryRunChecksEverythingAndChangesNothing(t *testing.T) {
 	tn.wantCode(t, "GenerateDataKey", map[string]string{"KeyId": id, "DryRun": "true"}, 409, "Rejected.Disabled")
 }
 
-// countingProposer counts the commands a node proposes.
+// countingProposer counts the commands a node proposes (n) and the
+// trail batches it commits (commits).
 type countingProposer struct {
 	Proposer
-	n atomic.Int64
+	n, commits atomic.Int64
 }
 
 func (p *countingProposer) Propose(ctx context.Context, cmd []byte) (fsm.Result, error) {
 	p.n.Add(1)
 	return p.Proposer.Propose(ctx, cmd)
+}
+
+func (p *countingProposer) Commit(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	p.commits.Add(1)
+	return p.Proposer.Commit(ctx, cmd)
 }
 
 // TestFastPathMakesNoRaftRoundTrip: after a key version's first use (which

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,22 +102,11 @@ func TestRecordsKeepParametersButNoSecret(t *testing.T) {
 	}
 }
 
-// commitCounter counts the trail batches a node commits.
-type commitCounter struct {
-	Proposer
-	n atomic.Int64
-}
-
-func (c *commitCounter) Commit(ctx context.Context, cmd []byte) (fsm.Result, error) {
-	c.n.Add(1)
-	return c.Proposer.Commit(ctx, cmd)
-}
-
 func TestConcurrentRequestsShareTrailCommits(t *testing.T) {
 	tn := startTestNode(t)
 	id := tn.createKey(t)
-	cc := &commitCounter{Proposer: tn.srv.deps.Proposer}
-	tn.srv.deps.Proposer = cc
+	cp := &countingProposer{Proposer: tn.srv.deps.Proposer}
+	tn.srv.deps.Proposer = cp
 	const clients, calls = 32, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -137,7 +125,7 @@ func TestConcurrentRequestsShareTrailCommits(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := cc.n.Load(); n > clients*calls/4 {
+	if n := cp.commits.Load(); n > clients*calls/4 {
 		t.Fatalf("%d requests took %d trail commits: batches average under 4 records", clients*calls, n)
 	}
 }

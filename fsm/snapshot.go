@@ -210,6 +210,9 @@ func decodeKey(d *decoder) *Key {
 	k.Created, k.DeleteDate = d.varint(), d.varint()
 	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
 	k.PrimaryVersion, k.PrimarySeals, k.Versions = d.str(), d.uvarint(), d.strs()
+	if n := len(k.Versions); n > 0 && k.Versions[n-1] == k.PrimaryVersion {
+		k.PrimaryVersion = k.Versions[n-1] // one copy, as CreateKey and RotateKey make
+	}
 	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
 	k.Tags = decodeTags(d)
 	k.Revision = d.uvarint()
@@ -360,8 +363,19 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 		st.accessKeys.ReplaceOrInsert(accessKeyItem{k.ID, k})
 		st.principalKeys.ReplaceOrInsert(tripleItem[*AccessKey]{k.Account, principalKey(k.Kind, k.Principal), k.ID, k})
 	})
+	// A restored state shares one copy of each account id among its keys and
+	// versions (as applied commands do): at a million keys, tens of MB.
+	accountIDs := map[string]string{}
+	account := func(id string) string {
+		if c, ok := accountIDs[id]; ok {
+			return c
+		}
+		accountIDs[id] = id
+		return id
+	}
 	sr.records("key", func(d *decoder) {
 		k := decodeKey(d)
+		k.Account = account(k.Account)
 		st.keys.ReplaceOrInsert(keyItem{k.Account, k.ID, k})
 		for _, di := range dueItems(k) {
 			st.due.ReplaceOrInsert(di)
@@ -369,6 +383,7 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	})
 	sr.records("version", func(d *decoder) {
 		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
+		v.Account = account(v.Account)
 		st.versions.ReplaceOrInsert(versionItem{v.ID, v})
 	})
 	sr.records("alias", func(d *decoder) {
