@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/raftkms/raftkms/fsm"
 )
 
@@ -235,7 +237,13 @@ func TestRestoreThroughAFollowerReplacesTheStateOnEveryNode(t *testing.T) {
 // TestFarBehindFollowerCatchesUpFromASnapshot: the leader truncated the log
 // past what a stopped follower has, so the follower needs the snapshot.
 func TestFarBehindFollowerCatchesUpFromASnapshot(t *testing.T) {
-	small := func(c *Config) { c.SnapshotThreshold, c.TrailingLogs = 16, 4 }
+	for _, store := range []string{LogStoreBoltDB, LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { farBehindFollowerCatchesUp(t, store) })
+	}
+}
+
+func farBehindFollowerCatchesUp(t *testing.T, logStore string) {
+	small := func(c *Config) { c.SnapshotThreshold, c.TrailingLogs, c.LogStore = 16, 4, logStore }
 	leader := newTestNodeIn(t, "n1", t.TempDir(), "127.0.0.1:0", true, testAuthKey, small)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -272,7 +280,11 @@ func TestFarBehindFollowerCatchesUpFromASnapshot(t *testing.T) {
 	if _, ok := back.fsm.State().Account("far-99"); !ok {
 		t.Fatal("the restarted follower did not catch up")
 	}
-	if first, _ := leader.store.FirstIndex(); first <= 2 {
+	var logs raft.LogStore = leader.store
+	if leader.wal != nil {
+		logs = leader.wal
+	}
+	if first, _ := logs.FirstIndex(); first <= 2 {
 		t.Fatalf("the leader's log starts at %d: it was not truncated, so the test proved nothing", first)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
 	"go.etcd.io/bbolt"
 	bbolterrors "go.etcd.io/bbolt/errors"
 
@@ -67,8 +68,11 @@ type Config struct {
 	ElectionTimeout   time.Duration // default 500ms
 	SnapshotInterval  time.Duration // how often to check for a snapshot; default 30s
 	SnapshotThreshold uint64        // entries since the last snapshot that trigger one; default 8192
-	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
-	ApplyTimeout      time.Duration // default 10s
+	// LogStore is where the Raft log is kept: LogStoreBoltDB (the default)
+	// or LogStoreWAL. A data directory keeps the store it was made with.
+	LogStore     string
+	TrailingLogs uint64        // entries kept after a snapshot; default 10240
+	ApplyTimeout time.Duration // default 10s
 
 	// TrailSource, if set, answers peers that ask this node for trail
 	// records (FetchTrail): sealed records from..to, in seq order, at most
@@ -113,6 +117,13 @@ func (c *Config) setDefaults() error {
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
+	switch c.LogStore {
+	case "":
+		c.LogStore = LogStoreBoltDB
+	case LogStoreBoltDB, LogStoreWAL:
+	default:
+		return fmt.Errorf("cluster: log store %q is not %s or %s", c.LogStore, LogStoreBoltDB, LogStoreWAL)
+	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
 	}
@@ -128,13 +139,25 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// The Raft log stores (Config.LogStore).
+const (
+	// LogStoreBoltDB keeps the log in raft.db (hashicorp/raft-boltdb/v2): a
+	// copy-on-write B-tree, two fsyncs per commit.
+	LogStoreBoltDB = "boltdb"
+	// LogStoreWAL keeps the log in segment files under wal/
+	// (hashicorp/raft-wal): appends with one fsync each, truncation by
+	// deleting files. raft.db still holds the term and vote.
+	LogStoreWAL = "wal"
+)
+
 // Node is one Raft member.
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
 	fsm       *fsm.FSM
 	raft      *raft.Raft
-	store     *raftboltdb.BoltStore
+	store     *raftboltdb.BoltStore // the stable store, and the log with LogStoreBoltDB
+	wal       *wal.WAL              // the log with LogStoreWAL
 	transport *raft.NetworkTransport
 	mux       *mux
 	peers     *peers
@@ -170,15 +193,26 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		}
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
+	logs, walStore, err := openLogStore(cfg.LogStore, dir, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	closeStores := func() {
+		if walStore != nil {
+			walStore.Close()
+		}
+		store.Close()
+	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.LogOutput})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("cluster: raft address: %w", err)
 	}
 	var advertise net.Addr = addr
@@ -187,7 +221,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	}
 	m, err := newMux(cfg.RaftAddr, advertise, cfg.AuthKey, cfg.TLSServer, cfg.TLSClient, cfg.Logger)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.RaftAddr, err)
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -210,19 +244,19 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	leaderCh := make(chan bool, 16)
 	rc.NotifyCh = leaderCh
 
-	has, err := raft.HasExistingState(store, store, snaps)
+	has, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		transport.Close()
-		store.Close()
+		closeStores()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, transport)
+	r, err := raft.NewRaft(rc, f, logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, transport: transport, mux: m,
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, wal: walStore, transport: transport, mux: m,
 		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
 	n.leases.init(cfg)
 	n.uploads.files = map[string]*os.File{}
@@ -470,8 +504,43 @@ func (n *Node) Close() error {
 		err = cerr
 	}
 	n.wg.Wait()
+	if n.wal != nil {
+		if cerr := n.wal.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// openLogStore returns the Raft log kind names in dir: the BoltDB store
+// itself, or a WAL under dir/wal. A directory whose log is in the other
+// store is refused rather than started with an empty log (which would
+// lose every entry since the last snapshot).
+func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, *wal.WAL, error) {
+	walDir := filepath.Join(dir, "wal")
+	_, err := os.Stat(walDir)
+	hasWAL := err == nil
+	boltLast, err := bolt.LastIndex()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: read raft log: %w", err)
+	}
+	switch {
+	case kind == LogStoreBoltDB && hasWAL:
+		return nil, nil, fmt.Errorf("cluster: the Raft log in %s is in segment files (raft.log_store: %s); start with that setting", dir, LogStoreWAL)
+	case kind == LogStoreWAL && !hasWAL && boltLast > 0:
+		return nil, nil, fmt.Errorf("cluster: the Raft log in %s is in raft.db (raft.log_store: %s); start with that setting", dir, LogStoreBoltDB)
+	case kind == LogStoreBoltDB:
+		return bolt, nil, nil
+	}
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	w, err := wal.Open(walDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: open raft log: %w", err)
+	}
+	return w, w, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,19 @@ var testAuthKey = []byte("0123456789abcdef0123456789abcdef")
 
 func startNode(t *testing.T, dir string) (*Node, *fsm.FSM) {
 	t.Helper()
+	return startNodeWithLog(t, dir, "")
+}
+
+// openNode opens a one-node cluster in dir with the given log store.
+func openNode(dir, logStore string) (*Node, *fsm.FSM, error) {
 	f := fsm.New(fsm.Config{})
-	n, err := New(Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true, AuthKey: testAuthKey}, f)
+	n, err := New(Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true, AuthKey: testAuthKey, LogStore: logStore}, f)
+	return n, f, err
+}
+
+func startNodeWithLog(t *testing.T, dir, logStore string) (*Node, *fsm.FSM) {
+	t.Helper()
+	n, f, err := openNode(dir, logStore)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +70,47 @@ func TestSingleNodeBootstrapsCommitsAndRecoversAfterRestart(t *testing.T) {
 	}
 	if f == f2 {
 		t.Fatal("restart reused the old state machine")
+	}
+}
+
+func TestWALLogStoreKeepsWritesAcrossRestartsAndStoresAreNotMixed(t *testing.T) {
+	createAccount := func(t *testing.T, n *Node, id string) {
+		t.Helper()
+		cmd := fsm.Encode(fsm.Header{RequestID: [16]byte{byte(len(id))}}, &fsm.CreateAccount{ID: id, Name: "acct" + id, AccessKeyID: "AK" + id, Secret: []byte{1}})
+		if r, err := n.Propose(context.Background(), cmd); err != nil || r.Err != nil {
+			t.Fatalf("Propose = %v, %v", r.Err, err)
+		}
+	}
+	walDir := t.TempDir()
+	n, _ := startNodeWithLog(t, walDir, LogStoreWAL)
+	createAccount(t, n, "1")
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := openNode(walDir, LogStoreBoltDB); err == nil || !strings.Contains(err.Error(), "log_store: wal") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("a WAL directory opened as BoltDB: err = %v", err)
+	}
+	n, f := startNodeWithLog(t, walDir, LogStoreWAL)
+	if _, ok := f.State().Account("1"); !ok {
+		t.Fatal("account lost across a restart with the WAL")
+	}
+	n.Close()
+
+	boltDir := t.TempDir()
+	n, _ = startNodeWithLog(t, boltDir, LogStoreBoltDB)
+	createAccount(t, n, "22")
+	n.Close()
+	if n, _, err := openNode(boltDir, LogStoreWAL); err == nil || !strings.Contains(err.Error(), "log_store: boltdb") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("a BoltDB directory opened as WAL: err = %v", err)
+	}
+	if _, _, err := openNode(t.TempDir(), "rocksdb"); err == nil {
+		t.Fatal("an unknown log store was accepted")
 	}
 }
 

@@ -25,18 +25,21 @@ wait_ready() {
   echo "node$1 not ready; its log:" >&2; tail -20 "$WORK/node$1.log" >&2; exit 1
 }
 
-# cluster N: stop what runs, start N fresh nodes, set ENDPOINTS and CREDS.
+# cluster N [CONFIG]: stop what runs, start N fresh nodes (with the kmsd
+# configuration file CONFIG, if given), set ENDPOINTS and CREDS.
 cluster() {
   local n=$1
+  local conf=()
+  [ -n "${2:-}" ] && conf=(--config "$2")
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()
   rm -rf "$WORK"/node*
-  bin/kmsd --data-dir "$WORK/node1" --node-id node1 --api-addr "$(api 1)" --raft-addr "$(raft 1)" >"$WORK/node1.log" 2>&1 &
+  bin/kmsd "${conf[@]}" --data-dir "$WORK/node1" --node-id node1 --api-addr "$(api 1)" --raft-addr "$(raft 1)" >"$WORK/node1.log" 2>&1 &
   PIDS+=($!)
   wait_ready 1
   for i in $(seq 2 "$n"); do
-    bin/kmsd --data-dir "$WORK/node$i" --node-id "node$i" --api-addr "$(api "$i")" --raft-addr "$(raft "$i")" \
+    bin/kmsd "${conf[@]}" --data-dir "$WORK/node$i" --node-id "node$i" --api-addr "$(api "$i")" --raft-addr "$(raft "$i")" \
       --join "http://$(api 1)" --root-key-file "$WORK/node1/root.key" >"$WORK/node$i.log" 2>&1 &
     PIDS+=($!)
   done
@@ -50,6 +53,9 @@ cluster() {
 
 kb() { bin/kmsbench "$@" --endpoints "$ENDPOINTS" --credentials "$CREDS" --quiet; }
 
+# A configuration that keeps the Raft log in hashicorp/raft-wal's segment files.
+printf 'version: v1\nraft:\n  log_store: wal\n' >"$WORK/wal.yaml"
+
 smoke() {
   cluster 1
   for w in generate-data-key decrypt encrypt re-encrypt generate-data-key-without-plaintext mixed create-key; do
@@ -59,6 +65,11 @@ smoke() {
   done
   kb compare --rounds 1 --duration 1s --warmup 200ms --concurrency 16 --fail-on-errors --html "$WORK/compare.html" \
     --json "$WORK/compare.json" | tail -1
+  cluster 1 "$WORK/wal.yaml"
+  kb run --workload mixed --duration 1s --warmup 200ms --concurrency 16 --blobs 50 --fail-on-errors >"$WORK/wal.txt" \
+    || { cat "$WORK/wal.txt"; exit 1; }
+  [ -d "$WORK/node1/raft/wal" ] || { echo "raft.log_store wal: no segment files"; exit 1; }
+  sed -n 2p "$WORK/wal.txt" | sed "s/^/mixed, raft.log_store wal: /"
   echo "bench smoke: every workload ran without an error"
 }
 
@@ -74,6 +85,13 @@ standard() {
     kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
       --json "$OUT/compare-$w.json" --html "$OUT/compare-$w.html"
   done
+  cluster 1 "$WORK/wal.yaml"
+  for w in generate-data-key decrypt; do
+    kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node, raft.log_store wal" --markdown "$md" \
+      --json "$OUT/compare-$w-wal.json"
+  done
+  cluster 1
+
   echo -e "\n## Raft writes: CreateKey, 64 clients, 1 node\n" >>"$md"
   kb run --workload create-key --duration 10s --label "create-key, 1 node" --markdown "$md" --json "$OUT/create-key.json"
 
@@ -104,6 +122,8 @@ standard() {
     cluster "$n"
     kb run --duration 10s --label "$n node(s)" --markdown "$md" --json "$OUT/cluster-$n.json" --html "$OUT/cluster-$n.html"
   done
+  cluster 3 "$WORK/wal.yaml"
+  kb run --duration 10s --label "3 nodes, raft.log_store wal" --markdown "$md" --json "$OUT/cluster-3-wal.json"
   echo "tables: $md; JSON and HTML reports: $OUT/"
 }
 

@@ -28,6 +28,7 @@ func TestConfigIsDecodedStrictly(t *testing.T) {
 		{"bad duration", "version: v1\napi:\n  write_timeout: soon\n", "time.Duration"},
 		{"bad log format", "version: v1\nlog:\n  format: xml\n", "log.format"},
 		{"empty keyring", "version: v1\nkeyring:\n  versions: -1\n", "keyring.versions"},
+		{"unknown log store", "version: v1\nraft:\n  log_store: rocksdb\n", "raft.log_store"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

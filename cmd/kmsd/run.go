@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		Lease: cfg.Cluster.Lease, ClockDrift: cfg.Cluster.ClockDrift,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
-		TrailingLogs: cfg.Raft.TrailingLogs, Logger: log, LogOutput: stderr, TrailSource: archiver.Source,
+		TrailingLogs: cfg.Raft.TrailingLogs, LogStore: cfg.Raft.LogStore, Logger: log, LogOutput: stderr, TrailSource: archiver.Source,
 	}, machine)
 	if err != nil {
 		return err
