@@ -135,7 +135,8 @@ func (r *recorder) record(p *pendingRecord) error {
 // or cfg.Linger has passed since that batch committed. Under load, requests
 // answered together come back together: committing the first few of them
 // alone would make the rest wait a whole commit longer, and spend a commit
-// on a few records. Under light load nobody waits.
+// on a few records. Under light load nobody waits. (Several flushers share
+// one target; one may then wait out its linger.)
 func (r *recorder) linger(t *time.Timer, rate float64, last int, since time.Time) {
 	if r.cfg.Linger < 0 || last < 2 || rate*r.cfg.Linger.Seconds() < 1 {
 		return // light load, or one client at a time: nothing to wait for
