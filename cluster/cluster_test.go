@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/raftkms/raftkms/fsm"
 )
 
@@ -280,11 +278,7 @@ func farBehindFollowerCatchesUp(t *testing.T, logStore string) {
 	if _, ok := back.fsm.State().Account("far-99"); !ok {
 		t.Fatal("the restarted follower did not catch up")
 	}
-	var logs raft.LogStore = leader.store
-	if leader.wal != nil {
-		logs = leader.wal
-	}
-	if first, _ := logs.FirstIndex(); first <= 2 {
+	if first := leader.Status().FirstIndex; first <= 2 {
 		t.Fatalf("the leader's log starts at %d: it was not truncated, so the test proved nothing", first)
 	}
 }

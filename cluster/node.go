@@ -158,6 +158,7 @@ type Node struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore // the stable store, and the log with LogStoreBoltDB
 	wal       *wal.WAL              // the log with LogStoreWAL
+	logs      raft.LogStore         // the log
 	transport *raft.NetworkTransport
 	mux       *mux
 	peers     *peers
@@ -256,7 +257,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		closeStores()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, wal: walStore, transport: transport, mux: m,
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, wal: walStore, logs: logs, transport: transport, mux: m,
 		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
 	n.leases.init(cfg)
 	n.uploads.files = map[string]*os.File{}

@@ -14,6 +14,7 @@ type Status struct {
 	Term         uint64      `json:"term"`
 	AppliedIndex uint64      `json:"applied_index"`
 	CommitIndex  uint64      `json:"commit_index"`
+	FirstIndex   uint64      `json:"first_log_index"` // older entries are in the snapshot only
 	LastIndex    uint64      `json:"last_log_index"`
 	FSMIndex     uint64      `json:"fsm_index"`
 	Lease        LeaseStatus `json:"lease"`
@@ -32,11 +33,12 @@ func (n *Node) Status() Status {
 			}
 		}
 	}
+	first, _ := n.logs.FirstIndex()
 	return Status{
 		NodeID: n.cfg.NodeID, RaftAddr: n.Addr(), Role: n.Role(), Voter: voter, Ready: n.Ready(),
 		Leader: string(id), LeaderAddr: string(addr),
 		Term: n.raft.CurrentTerm(), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex(),
+		CommitIndex: n.raft.CommitIndex(), FirstIndex: first, LastIndex: n.raft.LastIndex(),
 		FSMIndex: n.fsm.State().Index(), Lease: n.leaseStatus(), ForwardedWrites: n.forwarded.Load(),
 	}
 }

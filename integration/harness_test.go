@@ -227,6 +227,7 @@ func (k *kmsd) status() (st struct {
 	Leader string `json:"leader"`
 	Term   uint64 `json:"term"`
 	FSM    uint64 `json:"fsm_index"`
+	First  uint64 `json:"first_log_index"`
 }, ok bool) {
 	resp, err := k.httpClient().Get(k.url() + "/status")
 	if err != nil {

@@ -555,6 +555,13 @@ func TestJoiningNodeFetchesTheRecordsThatLeftTheWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Until the log is compacted a joiner would replay it and fetch nothing.
+	eventually(t, 30*time.Second, "the first node compacted its log", func() error {
+		if st, ok := first.status(); !ok || st.First <= 60 {
+			return fmt.Errorf("its log starts at %d", st.First)
+		}
+		return nil
+	})
 	joiner := newNode(t, "node3", nodeIP(3), filepath.Join(t.TempDir(), "node3"),
 		"--join", first.url(), "--root-key-file", filepath.Join(first.dir, "root.key"), "--config", conf)
 	joiner.start()
