@@ -17,7 +17,6 @@ const SealGrant = 1 << 20
 // outlive the key's eviction from the Keyring: forgetting them would let a
 // version run a grant ahead of its reservations again.
 type VersionKey struct {
-	id        string
 	key       atomic.Pointer[SoftwareKey] // nil once evicted
 	ref       atomic.Bool                 // used since the clock hand passed
 	slot      int                         // index in Keyring.loaded (Keyring.mu)
@@ -75,8 +74,10 @@ const DefaultKeyringVersions = 100000
 // since the hand last passed gets a second chance), so a hit costs a read
 // lock and an atomic load — no list to reorder. A version starts without
 // its second chance, so one-off uses (a scan over many keys) do not push
-// out the versions in steady use. A version's seal counts
-// stay after its key is evicted (about 100 bytes), unless it never sealed.
+// out the versions in steady use. A version's seal counts stay after its
+// key is evicted (about 100 bytes per version used since the process
+// started): a caller may still hold the VersionKey it was given, so counts
+// are dropped only with the version (Forget, Clear).
 type Keyring struct {
 	w      Wrapper
 	max    int
@@ -103,13 +104,12 @@ func (k *Keyring) Software(versionID string, wrapped []byte) (*VersionKey, KeyBa
 	v := k.m[versionID]
 	var sk *SoftwareKey
 	if v != nil {
-		sk = v.key.Load()
+		if sk = v.key.Load(); sk != nil && !v.ref.Load() {
+			v.ref.Store(true) // under the read lock: the clock hand never races it
+		}
 	}
 	k.mu.RUnlock()
 	if sk != nil {
-		if !v.ref.Load() {
-			v.ref.Store(true)
-		}
 		return v, sk, nil
 	}
 	material, err := k.w.Unwrap(PurposeKeyMaterial, versionID, wrapped)
@@ -125,7 +125,7 @@ func (k *Keyring) Software(versionID string, wrapped []byte) (*VersionKey, KeyBa
 	defer k.mu.Unlock()
 	v = k.m[versionID]
 	if v == nil {
-		v = &VersionKey{id: versionID}
+		v = &VersionKey{}
 		k.m[versionID] = v
 	}
 	if cur := v.key.Load(); cur != nil {
@@ -153,20 +153,11 @@ func (k *Keyring) hold(v *VersionKey) {
 			k.hand++
 			continue
 		}
-		k.evict(c)
+		c.key.Store(nil) // its counts stay in k.m
 		v.slot = k.hand
 		k.loaded[k.hand] = v
 		k.hand++
 		return
-	}
-}
-
-// evict drops c's key, and c itself if it never sealed: a fresh VersionKey
-// is then the same as c. Called with k.mu held; c's slot is the caller's.
-func (k *Keyring) evict(c *VersionKey) {
-	c.key.Store(nil)
-	if c.used.Load() == 0 && c.reserved.Load() == 0 && !c.pending.Load() {
-		delete(k.m, c.id)
 	}
 }
 
