@@ -68,11 +68,11 @@ type Config struct {
 	ElectionTimeout   time.Duration // default 500ms
 	SnapshotInterval  time.Duration // how often to check for a snapshot; default 30s
 	SnapshotThreshold uint64        // entries since the last snapshot that trigger one; default 8192
+	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
+	ApplyTimeout      time.Duration // default 10s
 	// LogStore is where the Raft log is kept: LogStoreBoltDB (the default)
 	// or LogStoreWAL. A data directory keeps the store it was made with.
-	LogStore     string
-	TrailingLogs uint64        // entries kept after a snapshot; default 10240
-	ApplyTimeout time.Duration // default 10s
+	LogStore string
 
 	// TrailSource, if set, answers peers that ask this node for trail
 	// records (FetchTrail): sealed records from..to, in seq order, at most
