@@ -62,7 +62,7 @@ fuzz-smoke: ## a few seconds of every fuzz target (CI)
 bench: ## the kmsbench suite of docs/PERFORMANCE.md (about 8 minutes); results in bench-results/
 	scripts/bench.sh standard
 
-bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 25 minutes)
+bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 10 minutes)
 	scripts/bench.sh full
 
 bench-smoke: ## every kmsbench workload for a moment against a real node; fails only on errors (CI)
