@@ -207,7 +207,8 @@ func (t *txn) putKey(old, k *Key) Result {
 		t.st.due.ReplaceOrInsert(d)
 	}
 	k.Revision = t.index
-	t.st.keys.ReplaceOrInsert(keyItem{k.Account, k.ID, k})
+	k.Account = t.st.accountID(k.Account)
+	t.st.keys.ReplaceOrInsert(newKeyItem(k.Account, k.ID, k))
 	return Result{Key: k}
 }
 
@@ -268,8 +269,8 @@ func (c *CreateKey) apply(t *txn) Result {
 		PrimaryVersion: c.VersionID, Versions: []string{c.VersionID}, LastRotation: t.now,
 		RotationInterval: c.RotationInterval, Tags: c.Tags,
 	}
-	v := &Version{ID: c.VersionID, Account: c.Account, KeyID: c.ID, Created: t.now, Material: c.Material}
-	t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
+	v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.ID, Created: t.now, Material: c.Material}
+	t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
 	return t.putKey(nil, k)
 }
 
@@ -365,9 +366,9 @@ func (c *DestroyKey) apply(t *txn) Result {
 		t.deleteAlias(a)
 	}
 	for _, v := range k.Versions {
-		t.st.versions.Delete(versionItem{id: v})
+		t.st.versions.Delete(newVersionItem(v, nil))
 	}
-	t.st.keys.Delete(keyItem{account: k.Account, id: k.ID})
+	t.st.keys.Delete(newKeyItem(k.Account, k.ID, nil))
 	for _, d := range dueItems(k) {
 		t.st.due.Delete(d)
 	}
@@ -484,8 +485,8 @@ func (c *RotateKey) apply(t *txn) Result {
 		return nil
 	})
 	if r.Err == nil {
-		v := &Version{ID: c.VersionID, Account: c.Account, KeyID: c.KeyID, Created: t.now, Material: c.Material}
-		t.st.versions.ReplaceOrInsert(versionItem{v.ID, v})
+		v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.KeyID, Created: t.now, Material: c.Material}
+		t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
 	}
 	return r
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"github.com/google/btree"
@@ -10,14 +11,33 @@ import (
 // depth (larger is cheaper per read); 16 gives depth 5 at a million keys.
 const treeDegree = 16
 
+// Items of the keys and versions trees carry the id's first 8 bytes
+// (prefix8): a lookup among a million keys then compares numbers in the
+// tree's nodes instead of following a string pointer per comparison — a
+// cache miss each.
 type keyItem struct {
+	idp         uint64
 	account, id string
 	k           *Key
 }
 
+func newKeyItem(account, id string, k *Key) keyItem { return keyItem{prefix8(id), account, id, k} }
+
 type versionItem struct {
-	id string
-	v  *Version
+	idp uint64
+	id  string
+	v   *Version
+}
+
+func newVersionItem(id string, v *Version) versionItem { return versionItem{prefix8(id), id, v} }
+
+// prefix8 is s's first 8 bytes as a big-endian number, zero-padded: for any
+// two strings, prefix8(a) < prefix8(b) implies a < b, and a < b implies
+// prefix8(a) <= prefix8(b).
+func prefix8(s string) uint64 {
+	var b [8]byte
+	copy(b[:], s)
+	return binary.BigEndian.Uint64(b[:])
 }
 
 type aliasItem struct {
@@ -89,12 +109,20 @@ type accessKeyItem struct {
 }
 
 func keyLess(a, b keyItem) bool {
-	if a.account != b.account {
+	if a.account != b.account { // equal accounts share one string (State.accountID): no load
 		return a.account < b.account
+	}
+	if a.idp != b.idp {
+		return a.idp < b.idp
 	}
 	return a.id < b.id
 }
-func versionLess(a, b versionItem) bool { return a.id < b.id }
+func versionLess(a, b versionItem) bool {
+	if a.idp != b.idp {
+		return a.idp < b.idp
+	}
+	return a.id < b.id
+}
 func aliasLess(a, b aliasItem) bool {
 	if a.account != b.account {
 		return a.account < b.account
@@ -214,13 +242,13 @@ func (s *State) Now() int64 { return s.now }
 // Key returns the key with id in account, including keys pending deletion
 // (callers check Key.Gone with their clock).
 func (s *State) Key(account, id string) (*Key, bool) {
-	it, ok := s.keys.Get(keyItem{account: account, id: id})
+	it, ok := s.keys.Get(newKeyItem(account, id, nil))
 	return it.k, ok
 }
 
 // Version returns a key version by its id.
 func (s *State) Version(id string) (*Version, bool) {
-	it, ok := s.versions.Get(versionItem{id: id})
+	it, ok := s.versions.Get(newVersionItem(id, nil))
 	return it.v, ok
 }
 
@@ -255,7 +283,7 @@ func (s *State) ResolveKey(account, ref string) (*Key, error) {
 // Keys calls fn for the keys of account in id order, starting after the key
 // id after ("" for the first), until fn returns false.
 func (s *State) Keys(account, after string, fn func(*Key) bool) {
-	s.keys.AscendGreaterOrEqual(keyItem{account: account, id: after}, func(it keyItem) bool {
+	s.keys.AscendGreaterOrEqual(newKeyItem(account, after, nil), func(it keyItem) bool {
 		if it.account != account {
 			return false
 		}
@@ -306,6 +334,16 @@ func dueItems(k *Key) []dueItem {
 }
 
 // Account returns an account by id.
+// accountID returns the account's own copy of id when the account exists:
+// keys stored with it share one string, and compare equal accounts without
+// reading memory.
+func (s *State) accountID(id string) string {
+	if it, ok := s.accounts.Get(accountItem{id: id}); ok {
+		return it.a.ID
+	}
+	return id
+}
+
 func (s *State) Account(id string) (*Account, bool) {
 	it, ok := s.accounts.Get(accountItem{id: id})
 	return it.a, ok
