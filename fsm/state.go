@@ -108,21 +108,20 @@ type accessKeyItem struct {
 	k  *AccessKey
 }
 
+// idLess orders two ids, by their prefix8 (ap, bp) while those differ.
+func idLess(ap uint64, a string, bp uint64, b string) bool {
+	if ap != bp {
+		return ap < bp
+	}
+	return a < b
+}
 func keyLess(a, b keyItem) bool {
 	if a.account != b.account { // equal accounts share one string (State.accountID): no load
 		return a.account < b.account
 	}
-	if a.idp != b.idp {
-		return a.idp < b.idp
-	}
-	return a.id < b.id
+	return idLess(a.idp, a.id, b.idp, b.id)
 }
-func versionLess(a, b versionItem) bool {
-	if a.idp != b.idp {
-		return a.idp < b.idp
-	}
-	return a.id < b.id
-}
+func versionLess(a, b versionItem) bool { return idLess(a.idp, a.id, b.idp, b.id) }
 func aliasLess(a, b aliasItem) bool {
 	if a.account != b.account {
 		return a.account < b.account
