@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // RootKeySize is the size in bytes of a root key.
@@ -148,6 +149,17 @@ func wrapAAD(p Purpose, id string) []byte {
 // file that other users can read, because whoever reads it can unwrap every
 // key in the cluster.
 func LoadRootKeyFile(path string) (*RootKey, error) {
+	b, err := readRootKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	return NewRootKey(b)
+}
+
+// readRootKeyFile returns a root key file's bytes, checked as
+// LoadRootKeyFile says.
+func readRootKeyFile(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("crypto: root key file: %w", err)
@@ -159,11 +171,11 @@ func LoadRootKeyFile(path string) (*RootKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("crypto: root key file: %w", err)
 	}
-	defer clear(b)
 	if len(b) != RootKeySize {
+		clear(b)
 		return nil, fmt.Errorf("crypto: root key file %s holds %d bytes: %w", path, len(b), ErrRootKeySize)
 	}
-	return NewRootKey(b)
+	return b, nil
 }
 
 // CreateRootKeyFile writes 32 fresh random bytes to path with mode 0600. It
@@ -174,6 +186,26 @@ func CreateRootKeyFile(path string) error {
 	if _, err := rand.Read(b); err != nil {
 		return err
 	}
+	return writeRootKeyFile(path, b)
+}
+
+// CopyRootKeyFile copies the root key file from (checked as LoadRootKeyFile
+// checks it) to to, creating to's directory: a joining node keeps the
+// cluster's root key in its data directory. It never overwrites a file.
+func CopyRootKeyFile(from, to string) error {
+	b, err := readRootKeyFile(from)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	return writeRootKeyFile(to, b)
+}
+
+// writeRootKeyFile writes b to a new file path with mode 0600 and syncs it.
+func writeRootKeyFile(path string, b []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {

@@ -114,3 +114,27 @@ func TestRootKeyFile(t *testing.T) {
 		t.Fatalf("LoadRootKeyFile(short) err = %v, want ErrRootKeySize", err)
 	}
 }
+
+func TestCopyRootKeyFileKeepsTheKeyAndItsChecks(t *testing.T) {
+	dir := t.TempDir()
+	from := filepath.Join(dir, "root.key")
+	if err := CreateRootKeyFile(from); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(dir, "node2", "root.key")
+	if err := CopyRootKeyFile(from, to); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(from)
+	b, _ := os.ReadFile(to)
+	if fi, err := os.Stat(to); err != nil || fi.Mode().Perm() != 0o600 || !bytes.Equal(a, b) {
+		t.Fatalf("the copy: %v, same bytes %v", err, bytes.Equal(a, b))
+	}
+	if err := CopyRootKeyFile(from, to); err == nil {
+		t.Fatal("CopyRootKeyFile overwrote an existing root key")
+	}
+	os.Chmod(from, 0o644)
+	if err := CopyRootKeyFile(from, filepath.Join(dir, "node3", "root.key")); err == nil {
+		t.Fatal("CopyRootKeyFile copied a world-readable root key")
+	}
+}

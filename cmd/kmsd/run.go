@@ -261,7 +261,7 @@ func loadRootKey(cfg config, log *slog.Logger) (*crypto.RootKey, error) {
 		// A node that joins keeps the cluster's root key in its data
 		// directory, so it restarts from the directory alone.
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && cfg.Node.Join != "" {
-			if err := copyRootKey(cfg.Node.RootKeyFile, path); err != nil {
+			if err := crypto.CopyRootKeyFile(cfg.Node.RootKeyFile, path); err != nil {
 				return nil, err
 			}
 			log.Info("copied the cluster's root key into the data directory", "path", path)
@@ -342,32 +342,6 @@ func waitReady(ctx context.Context, node *cluster.Node, log *slog.Logger) error 
 		log.Warn("not serving yet: waiting for a leader and a lease (a restarted cluster needs a quorum of its members up)",
 			"role", st.Role, "leader", st.Leader, "term", st.Term)
 	}
-}
-
-// copyRootKey copies a root key file with mode 0600, never over an
-// existing file.
-func copyRootKey(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	defer clear(b)
-	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func hasRaftState(dir string) bool {
