@@ -157,8 +157,7 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore // the stable store, and the log with LogStoreBoltDB
-	wal       *wal.WAL              // the log with LogStoreWAL
-	logs      raft.LogStore         // the log
+	logs      raft.LogStore         // the log: store, or a *wal.WAL
 	transport *raft.NetworkTransport
 	mux       *mux
 	peers     *peers
@@ -194,26 +193,20 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		}
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	logs, walStore, err := openLogStore(cfg.LogStore, dir, store)
+	logs, err := openLogStore(cfg.LogStore, dir, store)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	closeStores := func() {
-		if walStore != nil {
-			walStore.Close()
-		}
-		store.Close()
-	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.LogOutput})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
 	if err != nil {
-		closeStores()
+		closeStores(logs, store)
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
-		closeStores()
+		closeStores(logs, store)
 		return nil, fmt.Errorf("cluster: raft address: %w", err)
 	}
 	var advertise net.Addr = addr
@@ -222,7 +215,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	}
 	m, err := newMux(cfg.RaftAddr, advertise, cfg.AuthKey, cfg.TLSServer, cfg.TLSClient, cfg.Logger)
 	if err != nil {
-		closeStores()
+		closeStores(logs, store)
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.RaftAddr, err)
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -248,16 +241,16 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	has, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		transport.Close()
-		closeStores()
+		closeStores(logs, store)
 		return nil, err
 	}
 	r, err := raft.NewRaft(rc, f, logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
-		closeStores()
+		closeStores(logs, store)
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, wal: walStore, logs: logs, transport: transport, mux: m,
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, logs: logs, transport: transport, mux: m,
 		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
 	n.leases.init(cfg)
 	n.uploads.files = map[string]*os.File{}
@@ -505,12 +498,20 @@ func (n *Node) Close() error {
 		err = cerr
 	}
 	n.wg.Wait()
-	if n.wal != nil {
-		if cerr := n.wal.Close(); err == nil {
-			err = cerr
-		}
+	if cerr := closeStores(n.logs, n.store); err == nil {
+		err = cerr
 	}
-	if cerr := n.store.Close(); err == nil {
+	return err
+}
+
+// closeStores closes the log (when it is not the BoltDB store itself) and
+// the BoltDB store.
+func closeStores(logs raft.LogStore, store *raftboltdb.BoltStore) error {
+	var err error
+	if w, ok := logs.(*wal.WAL); ok {
+		err = w.Close()
+	}
+	if cerr := store.Close(); err == nil {
 		err = cerr
 	}
 	return err
@@ -520,28 +521,28 @@ func (n *Node) Close() error {
 // itself, or a WAL under dir/wal. A directory whose log is in the other
 // store is refused rather than started with an empty log (which would
 // lose every entry since the last snapshot).
-func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, *wal.WAL, error) {
+func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, error) {
 	walDir := filepath.Join(dir, "wal")
 	_, err := os.Stat(walDir)
 	hasWAL := err == nil
 	boltLast, err := bolt.LastIndex()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: read raft log: %w", err)
+		return nil, fmt.Errorf("cluster: read raft log: %w", err)
 	}
 	switch {
 	case kind == LogStoreBoltDB && hasWAL:
-		return nil, nil, fmt.Errorf("cluster: the Raft log in %s is in segment files (raft.log_store: %s); start with that setting", dir, LogStoreWAL)
+		return nil, fmt.Errorf("cluster: the Raft log in %s is in segment files (raft.log_store: %s); start with that setting", dir, LogStoreWAL)
 	case kind == LogStoreWAL && !hasWAL && boltLast > 0:
-		return nil, nil, fmt.Errorf("cluster: the Raft log in %s is in raft.db (raft.log_store: %s); start with that setting", dir, LogStoreBoltDB)
+		return nil, fmt.Errorf("cluster: the Raft log in %s is in raft.db (raft.log_store: %s); start with that setting", dir, LogStoreBoltDB)
 	case kind == LogStoreBoltDB:
-		return bolt, nil, nil
+		return bolt, nil
 	}
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	w, err := wal.Open(walDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: open raft log: %w", err)
+		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	return w, w, nil
+	return w, nil
 }
