@@ -207,7 +207,9 @@ func (t *txn) putKey(old, k *Key) Result {
 		t.st.due.ReplaceOrInsert(d)
 	}
 	k.Revision = t.index
-	k.Account = t.st.accountID(k.Account)
+	if old == nil { // a changed key is a copy of one that shares its account's id already
+		k.Account = t.st.accountID(k.Account)
+	}
 	t.st.keys.ReplaceOrInsert(newKeyItem(k.Account, k.ID, k))
 	return Result{Key: k}
 }
