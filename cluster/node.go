@@ -244,7 +244,14 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		closeStores(logs, store)
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, f, logs, store, snaps, transport)
+	// The leader reads each entry back once per follower to send it; the
+	// newest entries come from memory instead of a read(2) each.
+	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	if err != nil {
+		closeStores(logs, store)
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, f, cached, store, snaps, transport)
 	if err != nil {
 		transport.Close()
 		closeStores(logs, store)
@@ -516,6 +523,10 @@ func closeStores(logs raft.LogStore, store *raftboltdb.BoltStore) error {
 	}
 	return err
 }
+
+// logCacheEntries is how many of the newest Raft entries the log cache
+// keeps: a few pipelines' worth of MaxAppendEntries.
+const logCacheEntries = 2048
 
 // openLogStore returns the Raft log kind names in dir: the BoltDB store
 // itself, or a WAL under dir/wal. A directory whose log is in the other

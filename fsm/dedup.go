@@ -33,11 +33,20 @@ type reqRecord struct {
 // dedup holds the duplicate filters. It changes only inside Apply, in log
 // order, so every node holds the same one; Snapshot captures it.
 type dedup struct {
-	reqs   map[[16]byte]reqEntry
-	order  []reqRecord // insertion order; times never decrease; live from head
-	head   int
+	reqs  map[[16]byte]reqEntry
+	order []reqRecord // insertion order; times never decrease; live from head
+	head  int
+	// peak is the most request ids reqs has held since it was last
+	// rebuilt: a Go map keeps its largest size's memory, and the garbage
+	// collector scans all of it, after its entries are deleted.
+	peak   int
 	nonces map[int64]map[uint64]struct{}
 }
+
+// minShrink is the size below which dedup's map and order are never
+// rebuilt: small enough not to matter, large enough that a steady load
+// never rebuilds them.
+const minShrink = 4096
 
 func newDedup() dedup {
 	return dedup{reqs: make(map[[16]byte]reqEntry), nonces: make(map[int64]map[uint64]struct{})}
@@ -55,10 +64,29 @@ func (d *dedup) expire(now int64) {
 		n := copy(d.order, d.order[d.head:])
 		d.order, d.head = d.order[:n], 0
 	}
+	d.shrink()
 	for m := range d.nonces {
 		if nonceExpired(m, now) {
 			delete(d.nonces, m)
 		}
+	}
+}
+
+// shrink gives back the memory of a burst once its ids have expired (a
+// million CreateKeys leave ≈ 200 MB otherwise): when at most a quarter of
+// the peak is live, the map and order are copied to fitting ones. Each id
+// is copied O(1) times in all, as in expire's compaction.
+func (d *dedup) shrink() {
+	d.peak = max(d.peak, len(d.reqs))
+	if d.peak >= minShrink && len(d.reqs) <= d.peak/4 {
+		reqs := make(map[[16]byte]reqEntry, len(d.reqs))
+		for id, e := range d.reqs {
+			reqs[id] = e
+		}
+		d.reqs, d.peak = reqs, len(reqs)
+	}
+	if live := len(d.order) - d.head; cap(d.order) >= minShrink && live <= cap(d.order)/4 {
+		d.order, d.head = append(make([]reqRecord, 0, 2*live), d.order[d.head:]...), 0
 	}
 }
 

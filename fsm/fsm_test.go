@@ -301,6 +301,31 @@ func TestRetriedRequestIDReturnsFirstResultAndAppliesOnce(t *testing.T) {
 	}
 }
 
+func TestABurstOfRequestIDsGivesBackItsMemoryOnceExpired(t *testing.T) {
+	h := newHarness(t)
+	h.createKey(acct, "key-a")
+	for range 2 * minShrink {
+		h.mustApply(NewEnableKey(acct, "key-a"))
+	}
+	h.now += int64(RequestWindow) / 2
+	hd := h.header()
+	hd.Time = h.now
+	if r := h.applyWith(hd, NewDisableKey(acct, "key-a")); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	h.mustApply(NewEnableKey(acct, "key-a"))
+	h.now += int64(RequestWindow)/2 + 1 // the burst expires, the retried id not
+	h.mustApply(NewEnableKey(acct, "key-a"))
+	if live, peak, capOrder := len(h.f.dd.reqs), h.f.dd.peak, cap(h.f.dd.order); live > 3 || peak > 3 || capOrder >= minShrink {
+		t.Fatalf("after the burst expired: %d ids live, peak %d, order capacity %d; want the memory given back", live, peak, capOrder)
+	}
+	hd.Time = h.now
+	h.applyWith(hd, NewDisableKey(acct, "key-a"))
+	if got := h.key(acct, "key-a").State; got != KeyEnabled {
+		t.Fatalf("an id still in the window was forgotten when the filter shrank: state = %s", got)
+	}
+}
+
 func TestReplayedNonceIsRefusedClusterWide(t *testing.T) {
 	h := newHarness(t)
 	h.createKey(acct, "key-a")
