@@ -70,8 +70,10 @@ type Config struct {
 	SnapshotThreshold uint64        // entries since the last snapshot that trigger one; default 8192
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // default 10s
-	// LogStore is where the Raft log is kept: LogStoreBoltDB (the default)
-	// or LogStoreWAL. A data directory keeps the store it was made with.
+	// LogStore is where the Raft log is kept: LogStoreWAL or
+	// LogStoreBoltDB. Empty (the default) means the store the data
+	// directory already holds, and LogStoreWAL for a new one. A directory
+	// keeps the store it was made with: naming the other is refused.
 	LogStore string
 
 	// TrailSource, if set, answers peers that ask this node for trail
@@ -118,9 +120,7 @@ func (c *Config) setDefaults() error {
 		c.SnapshotThreshold = 8192
 	}
 	switch c.LogStore {
-	case "":
-		c.LogStore = LogStoreBoltDB
-	case LogStoreBoltDB, LogStoreWAL:
+	case "", LogStoreBoltDB, LogStoreWAL:
 	default:
 		return fmt.Errorf("cluster: log store %q is not %s or %s", c.LogStore, LogStoreBoltDB, LogStoreWAL)
 	}
@@ -141,13 +141,14 @@ func (c *Config) setDefaults() error {
 
 // The Raft log stores (Config.LogStore).
 const (
+	// LogStoreWAL keeps the log in segment files under wal/
+	// (hashicorp/raft-wal): appends with one fsync each, truncation by
+	// deleting files. raft.db still holds the term and vote. The default
+	// for a new data directory, as in Consul since 1.20.
+	LogStoreWAL = "wal"
 	// LogStoreBoltDB keeps the log in raft.db (hashicorp/raft-boltdb/v2): a
 	// copy-on-write B-tree, two fsyncs per commit.
 	LogStoreBoltDB = "boltdb"
-	// LogStoreWAL keeps the log in segment files under wal/
-	// (hashicorp/raft-wal): appends with one fsync each, truncation by
-	// deleting files. raft.db still holds the term and vote.
-	LogStoreWAL = "wal"
 )
 
 // Node is one Raft member.
@@ -193,11 +194,12 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		}
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	logs, err := openLogStore(cfg.LogStore, dir, store)
+	logs, kind, err := openLogStore(cfg.LogStore, dir, store)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	cfg.LogStore = kind
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.LogOutput})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
 	if err != nil {
@@ -529,31 +531,38 @@ func closeStores(logs raft.LogStore, store *raftboltdb.BoltStore) error {
 const logCacheEntries = 2048
 
 // openLogStore returns the Raft log kind names in dir: the BoltDB store
-// itself, or a WAL under dir/wal. A directory whose log is in the other
+// itself, or a WAL under dir/wal; for kind "", the one dir holds (a WAL
+// for a directory with neither). A directory whose log is in the other
 // store is refused rather than started with an empty log (which would
 // lose every entry since the last snapshot).
-func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, error) {
+func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, string, error) {
 	walDir := filepath.Join(dir, "wal")
 	_, err := os.Stat(walDir)
 	hasWAL := err == nil
 	boltLast, err := bolt.LastIndex()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: read raft log: %w", err)
+		return nil, "", fmt.Errorf("cluster: read raft log: %w", err)
+	}
+	if kind == "" {
+		kind = LogStoreWAL
+		if !hasWAL && boltLast > 0 {
+			kind = LogStoreBoltDB
+		}
 	}
 	switch {
 	case kind == LogStoreBoltDB && hasWAL:
-		return nil, fmt.Errorf("cluster: the Raft log in %s is in segment files (raft.log_store: %s); start with that setting", dir, LogStoreWAL)
+		return nil, "", fmt.Errorf("cluster: the Raft log in %s is in segment files (raft.log_store: %s); start with that setting", dir, LogStoreWAL)
 	case kind == LogStoreWAL && !hasWAL && boltLast > 0:
-		return nil, fmt.Errorf("cluster: the Raft log in %s is in raft.db (raft.log_store: %s); start with that setting", dir, LogStoreBoltDB)
+		return nil, "", fmt.Errorf("cluster: the Raft log in %s is in raft.db (raft.log_store: %s); start with that setting", dir, LogStoreBoltDB)
 	case kind == LogStoreBoltDB:
-		return bolt, nil
+		return bolt, kind, nil
 	}
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	w, err := wal.Open(walDir)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: open raft log: %w", err)
+		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	return w, nil
+	return w, kind, nil
 }

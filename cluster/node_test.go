@@ -73,7 +73,7 @@ func TestSingleNodeBootstrapsCommitsAndRecoversAfterRestart(t *testing.T) {
 	}
 }
 
-func TestWALLogStoreKeepsWritesAcrossRestartsAndStoresAreNotMixed(t *testing.T) {
+func TestLogStoreDefaultsToWALForANewDirectoryAndADirectoryKeepsItsStore(t *testing.T) {
 	createAccount := func(t *testing.T, n *Node, id string) {
 		t.Helper()
 		cmd := fsm.Encode(fsm.Header{RequestID: [16]byte{byte(len(id))}}, &fsm.CreateAccount{ID: id, Name: "acct" + id, AccessKeyID: "AK" + id, Secret: []byte{1}})
@@ -82,7 +82,10 @@ func TestWALLogStoreKeepsWritesAcrossRestartsAndStoresAreNotMixed(t *testing.T) 
 		}
 	}
 	walDir := t.TempDir()
-	n, _ := startNodeWithLog(t, walDir, LogStoreWAL)
+	n, _ := startNodeWithLog(t, walDir, "") // the default
+	if got := n.Status().LogStore; got != LogStoreWAL {
+		t.Fatalf("a new directory's log store = %q, want %s", got, LogStoreWAL)
+	}
 	createAccount(t, n, "1")
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
@@ -93,11 +96,13 @@ func TestWALLogStoreKeepsWritesAcrossRestartsAndStoresAreNotMixed(t *testing.T) 
 		}
 		t.Fatalf("a WAL directory opened as BoltDB: err = %v", err)
 	}
-	n, f := startNodeWithLog(t, walDir, LogStoreWAL)
-	if _, ok := f.State().Account("1"); !ok {
-		t.Fatal("account lost across a restart with the WAL")
+	for _, kind := range []string{LogStoreWAL, ""} {
+		n, f := startNodeWithLog(t, walDir, kind)
+		if _, ok := f.State().Account("1"); !ok {
+			t.Fatalf("account lost across a restart with the WAL (log store %q)", kind)
+		}
+		n.Close()
 	}
-	n.Close()
 
 	boltDir := t.TempDir()
 	n, _ = startNodeWithLog(t, boltDir, LogStoreBoltDB)
@@ -109,6 +114,11 @@ func TestWALLogStoreKeepsWritesAcrossRestartsAndStoresAreNotMixed(t *testing.T) 
 		}
 		t.Fatalf("a BoltDB directory opened as WAL: err = %v", err)
 	}
+	n, f := startNodeWithLog(t, boltDir, "") // the default keeps BoltDB here
+	if _, ok := f.State().Account("22"); !ok || n.Status().LogStore != LogStoreBoltDB {
+		t.Fatalf("a BoltDB directory restarted with the default: account kept %v, log store %q", ok, n.Status().LogStore)
+	}
+	n.Close()
 	if _, _, err := openNode(t.TempDir(), "rocksdb"); err == nil {
 		t.Fatal("an unknown log store was accepted")
 	}

@@ -17,6 +17,7 @@ type Status struct {
 	FirstIndex   uint64      `json:"first_log_index"` // older entries are in the snapshot only
 	LastIndex    uint64      `json:"last_log_index"`
 	FSMIndex     uint64      `json:"fsm_index"`
+	LogStore     string      `json:"log_store"` // wal or boltdb
 	Lease        LeaseStatus `json:"lease"`
 	// ForwardedWrites counts the writes this node sent to the leader.
 	ForwardedWrites uint64 `json:"forwarded_writes"`
@@ -39,7 +40,7 @@ func (n *Node) Status() Status {
 		Leader: string(id), LeaderAddr: string(addr),
 		Term: n.raft.CurrentTerm(), AppliedIndex: n.raft.AppliedIndex(),
 		CommitIndex: n.raft.CommitIndex(), FirstIndex: first, LastIndex: n.raft.LastIndex(),
-		FSMIndex: n.fsm.State().Index(), Lease: n.leaseStatus(), ForwardedWrites: n.forwarded.Load(),
+		FSMIndex: n.fsm.State().Index(), LogStore: n.cfg.LogStore, Lease: n.leaseStatus(), ForwardedWrites: n.forwarded.Load(),
 	}
 }
 

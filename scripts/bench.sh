@@ -53,8 +53,8 @@ cluster() {
 
 kb() { bin/kmsbench "$@" --endpoints "$ENDPOINTS" --credentials "$CREDS" --quiet; }
 
-# A configuration that keeps the Raft log in hashicorp/raft-wal's segment files.
-printf 'version: v1\nraft:\n  log_store: wal\n' >"$WORK/wal.yaml"
+# A configuration that keeps the Raft log in raft.db (raft-boltdb/v2) instead of the default raft-wal.
+printf 'version: v1\nraft:\n  log_store: boltdb\n' >"$WORK/boltdb.yaml"
 
 smoke() {
   cluster 1
@@ -65,11 +65,12 @@ smoke() {
   done
   kb compare --rounds 1 --duration 1s --warmup 200ms --concurrency 16 --fail-on-errors --html "$WORK/compare.html" \
     --json "$WORK/compare.json" | tail -1
-  cluster 1 "$WORK/wal.yaml"
-  kb run --workload mixed --duration 1s --warmup 200ms --concurrency 16 --blobs 50 --fail-on-errors >"$WORK/wal.txt" \
-    || { cat "$WORK/wal.txt"; exit 1; }
-  [ -d "$WORK/node1/raft/wal" ] || { echo "raft.log_store wal: no segment files"; exit 1; }
-  sed -n 2p "$WORK/wal.txt" | sed "s/^/mixed, raft.log_store wal: /"
+  [ -d "$WORK/node1/raft/wal" ] || { echo "the default log store is not raft-wal: no segment files"; exit 1; }
+  cluster 1 "$WORK/boltdb.yaml"
+  kb run --workload mixed --duration 1s --warmup 200ms --concurrency 16 --blobs 50 --fail-on-errors >"$WORK/boltdb.txt" \
+    || { cat "$WORK/boltdb.txt"; exit 1; }
+  [ ! -d "$WORK/node1/raft/wal" ] || { echo "raft.log_store boltdb: segment files"; exit 1; }
+  sed -n 2p "$WORK/boltdb.txt" | sed "s/^/mixed, raft.log_store boltdb: /"
   echo "bench smoke: every workload ran without an error"
 }
 
@@ -85,10 +86,10 @@ standard() {
     kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
       --json "$OUT/compare-$w.json" --html "$OUT/compare-$w.html"
   done
-  cluster 1 "$WORK/wal.yaml"
+  cluster 1 "$WORK/boltdb.yaml"
   for w in generate-data-key decrypt; do
-    kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node, raft.log_store wal" --markdown "$md" \
-      --json "$OUT/compare-$w-wal.json"
+    kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node, raft.log_store boltdb" --markdown "$md" \
+      --json "$OUT/compare-$w-boltdb.json"
   done
   cluster 1
 
@@ -122,8 +123,8 @@ standard() {
     cluster "$n"
     kb run --duration 10s --label "$n node(s)" --markdown "$md" --json "$OUT/cluster-$n.json" --html "$OUT/cluster-$n.html"
   done
-  cluster 3 "$WORK/wal.yaml"
-  kb run --duration 10s --label "3 nodes, raft.log_store wal" --markdown "$md" --json "$OUT/cluster-3-wal.json"
+  cluster 3 "$WORK/boltdb.yaml"
+  kb run --duration 10s --label "3 nodes, raft.log_store boltdb" --markdown "$md" --json "$OUT/cluster-3-boltdb.json"
   echo "tables: $md; JSON and HTML reports: $OUT/"
 }
 

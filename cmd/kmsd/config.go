@@ -50,7 +50,7 @@ type config struct {
 		SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
 		SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
 		TrailingLogs      uint64        `yaml:"trailing_logs"`
-		LogStore          string        `yaml:"log_store"` // boltdb or wal
+		LogStore          string        `yaml:"log_store"` // wal or boltdb; empty: what the data dir holds, wal if new
 	} `yaml:"raft"`
 	Policy struct {
 		CacheSize int `yaml:"cache_size"`
@@ -97,7 +97,6 @@ func defaultConfig() config {
 	c.Trail.BatchRecords = 2048
 	c.Trail.Flushers = 1
 	c.Keyring.Versions = crypto.DefaultKeyringVersions
-	c.Raft.LogStore = cluster.LogStoreBoltDB
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c
@@ -138,7 +137,7 @@ func (c config) validate() error {
 		return errors.New("config: non_voter needs join: a new cluster's first node votes")
 	case c.Cluster.Lease < 0 || c.Cluster.ClockDrift < 0 || c.Cluster.ClockDrift >= 0.5:
 		return errors.New("config: cluster.lease must be positive and cluster.clock_drift in [0, 0.5)")
-	case c.Raft.LogStore != cluster.LogStoreBoltDB && c.Raft.LogStore != cluster.LogStoreWAL:
+	case c.Raft.LogStore != "" && c.Raft.LogStore != cluster.LogStoreBoltDB && c.Raft.LogStore != cluster.LogStoreWAL:
 		return fmt.Errorf("config: raft.log_store %q is not %s or %s", c.Raft.LogStore, cluster.LogStoreBoltDB, cluster.LogStoreWAL)
 	case c.Keyring.Versions <= 0 || c.MemoryLimit < 0:
 		return errors.New("config: keyring.versions must be positive and memory_limit_bytes not negative")
