@@ -163,9 +163,9 @@ func (s *snapshot) write(w io.Writer) error {
 		return sw.record(func(e *encoder) { e.str(m.Name); e.str(m.Source); e.varint(m.Created); e.varint(m.Updated) })
 	})
 	sw.section(1, func(e *encoder) { e.uvarint(st.trailSeq); e.b = append(e.b, st.trailHash[:]...) })
-	sw.begin(st.trail.Len())
-	st.trail.Ascend(func(it trailItem) bool {
-		return sw.record(func(e *encoder) { e.bytes(it.s.Content); e.b = append(e.b, it.s.Hash[:]...) })
+	sw.begin(st.trail.n)
+	st.trail.ascend(0, func(s trail.Sealed) bool {
+		return sw.record(func(e *encoder) { e.bytes(s.Content); e.b = append(e.b, s.Hash[:]...) })
 	})
 	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
 	if sw.err != nil {
@@ -408,10 +408,9 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 		ts := trail.Sealed{Content: d.bytes()}
 		copy(ts.Hash[:], d.fixed(32))
 		var err error
-		if ts.Seq, ts.CommitTime, _, err = trail.PeekHeader(ts.Content); err != nil {
+		if ts.Seq, ts.CommitTime, _, err = trail.PeekHeader(ts.Content); err != nil || st.trail.push(ts) != nil {
 			d.fail("trail record")
 		}
-		st.trail.ReplaceOrInsert(trailItem{ts})
 	})
 	sr.records("dedup", func(d *decoder) { dd.decode(d) })
 	if sr.err != nil {

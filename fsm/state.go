@@ -176,7 +176,7 @@ type State struct {
 
 	// trail is the window of the audit trail, by seq; trailSeq and
 	// trailHash are the newest record's, kept when it leaves the window.
-	trail     *btree.BTreeG[trailItem]
+	trail     trailWindow
 	trailSeq  uint64
 	trailHash [32]byte
 
@@ -201,7 +201,6 @@ func newState() *State {
 		policies:      btree.NewG(treeDegree, tripleLess[*UserPolicy]),
 		modules:       btree.NewG(treeDegree, pairLess[*RegoModule]),
 		principalKeys: btree.NewG(treeDegree, tripleLess[*AccessKey]),
-		trail:         newTrailTree(),
 	}
 }
 
@@ -225,7 +224,7 @@ func (s *State) clone() *State {
 		policies:      s.policies.Clone(),
 		modules:       s.modules.Clone(),
 		principalKeys: s.principalKeys.Clone(),
-		trail:         s.trail.Clone(),
+		trail:         s.trail.snapshot(),
 		trailSeq:      s.trailSeq,
 		trailHash:     s.trailHash,
 		policyVersion: s.policyVersion,

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -148,5 +149,66 @@ func TestTrailSurvivesSnapshotAndTheChainGoesOn(t *testing.T) {
 	b, bh := f.State().TrailHead()
 	if _, ah := h.f.State().TrailHead(); a != 4 || b != 4 || ah != bh {
 		t.Fatalf("heads after the next record: %d %x / %d %x", a, ah, b, bh)
+	}
+}
+
+func TestTrailWindowCopiesNeverSeeTheWritersLaterChanges(t *testing.T) {
+	rec := func(seq uint64) trail.Sealed {
+		return trail.Sealed{Seq: seq, CommitTime: int64(seq), Content: []byte(fmt.Sprint("record ", seq))}
+	}
+	seqs := func(w *trailWindow, from uint64, backward bool) []uint64 {
+		var out []uint64
+		fn := func(s trail.Sealed) bool {
+			if string(s.Content) != fmt.Sprint("record ", s.Seq) {
+				t.Fatalf("record %d holds %q", s.Seq, s.Content)
+			}
+			out = append(out, s.Seq)
+			return true
+		}
+		if backward {
+			w.descend(from, fn)
+		} else {
+			w.ascend(from, fn)
+		}
+		return out
+	}
+	var w trailWindow
+	if got := seqs(&w, 0, false); got != nil {
+		t.Fatalf("empty window holds %v", got)
+	}
+	for s := uint64(1); s <= 3000; s++ {
+		if err := w.push(rec(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.push(rec(3002)); err == nil {
+		t.Fatal("a record that skips a seq was accepted")
+	}
+	published := w.snapshot()
+	done := make(chan []uint64)
+	go func() { done <- seqs(&published, 0, false) }() // reads while the writer goes on (go test -race)
+	for range 2500 {
+		w.pop()
+	}
+	for s := uint64(3001); s <= 6000; s++ {
+		w.push(rec(s))
+	}
+	if got := <-done; len(got) != 3000 || got[0] != 1 || got[2999] != 3000 {
+		t.Fatalf("the published copy changed: %d records, %v … %v", len(got), got[:1], got[len(got)-1:])
+	}
+	if got := seqs(&w, 0, false); len(got) != 3500 || got[0] != 2501 || got[3499] != 6000 {
+		t.Fatalf("writer holds %d records from %d", len(got), got[0])
+	}
+	if got := seqs(&w, 5999, false); !slices.Equal(got, []uint64{5999, 6000}) {
+		t.Fatalf("from 5999: %v", got)
+	}
+	if got := seqs(&w, 2502, true); !slices.Equal(got, []uint64{2502, 2501}) {
+		t.Fatalf("backward from 2502: %v", got)
+	}
+	if got := seqs(&w, 2500, true); got != nil {
+		t.Fatalf("backward from before the window: %v", got)
+	}
+	if got := seqs(&w, 1<<40, true); len(got) != 3500 || got[0] != 6000 {
+		t.Fatalf("backward from past the end: %d records from %v", len(got), got[:1])
 	}
 }
