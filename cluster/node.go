@@ -19,6 +19,9 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/segment"
+	waltypes "github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 	bbolterrors "go.etcd.io/bbolt/errors"
 
@@ -560,9 +563,44 @@ func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, 
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, "", err
 	}
-	w, err := wal.Open(walDir)
+	w, err := wal.Open(walDir, wal.WithSegmentFiler(segment.NewFiler(walDir, privateFS{walfs.New()})))
+	if err == nil {
+		err = privateFiles(walDir) // wal-meta.db, and segments of older versions
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
 	return w, kind, nil
+}
+
+// privateFS is raft-wal's file system with segment files made 0600, as
+// raft.db is; raft-wal creates them 0644 (inside a 0700 directory).
+type privateFS struct{ *walfs.FS }
+
+func (p privateFS) Create(dir, name string, size uint64) (waltypes.WritableFile, error) {
+	f, err := p.FS.Create(dir, name, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(filepath.Join(dir, name), 0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// privateFiles makes the files in dir 0600.
+func privateFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

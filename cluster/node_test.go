@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,15 @@ func TestLogStoreDefaultsToWALForANewDirectoryAndADirectoryKeepsItsStore(t *test
 		t.Fatalf("a new directory's log store = %q, want %s", got, LogStoreWAL)
 	}
 	createAccount(t, n, "1")
+	files, _ := os.ReadDir(filepath.Join(walDir, "raft", "wal"))
+	if len(files) < 2 {
+		t.Fatalf("the WAL directory holds %d files, want a segment and wal-meta.db", len(files))
+	}
+	for _, f := range files { // as private as raft.db
+		if fi, err := f.Info(); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v (%v), want 0600", f.Name(), fi.Mode().Perm(), err)
+		}
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
