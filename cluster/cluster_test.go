@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,16 +272,38 @@ func farBehindFollowerCatchesUp(t *testing.T, logStore string) {
 	if err := leader.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	back := newTestNodeIn(t, "n2", dir, addr, false, testAuthKey, small)
+	raftLog := &lockedBuffer{}
+	back := newTestNodeIn(t, "n2", dir, addr, false, testAuthKey, func(c *Config) { small(c); c.LogOutput = raftLog })
 	if err := back.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := back.fsm.State().Account("far-99"); !ok {
 		t.Fatal("the restarted follower did not catch up")
 	}
+	if !strings.Contains(raftLog.String(), "Installed remote snapshot") {
+		t.Fatal("the follower caught up without the snapshot: the leader served entries it had compacted away")
+	}
 	if first := leader.Status().FirstIndex; first <= 2 {
 		t.Fatalf("the leader's log starts at %d: it was not truncated, so the test proved nothing", first)
 	}
+}
+
+// lockedBuffer collects a node's Raft log while Raft goes on writing it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeTCPAddr(t *testing.T) string {

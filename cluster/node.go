@@ -520,7 +520,7 @@ func (n *Node) Close() error {
 // the BoltDB store.
 func closeStores(logs raft.LogStore, store *raftboltdb.BoltStore) error {
 	var err error
-	if w, ok := logs.(*wal.WAL); ok {
+	if w, ok := logs.(compactedWAL); ok {
 		err = w.Close()
 	}
 	if cerr := store.Close(); err == nil {
@@ -570,7 +570,21 @@ func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, 
 	if err != nil {
 		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	return w, kind, nil
+	return compactedWAL{w}, kind, nil
+}
+
+// compactedWAL is raft-wal without the entries it still keeps after they
+// were compacted away: it truncates the head of a segment only logically
+// and would go on serving them. Reads below FirstIndex fail as they do with
+// BoltDB, so a node that fell behind the compaction point catches up from a
+// snapshot with either store, and first_log_index means what it says.
+type compactedWAL struct{ *wal.WAL }
+
+func (w compactedWAL) GetLog(index uint64, log *raft.Log) error {
+	if first, err := w.FirstIndex(); err == nil && index < first {
+		return raft.ErrLogNotFound
+	}
+	return w.WAL.GetLog(index, log)
 }
 
 // privateFS is raft-wal's file system with segment files made 0600, as

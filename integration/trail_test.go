@@ -542,10 +542,17 @@ func TestClusterTrailKeepsEveryAcknowledgedRequestOnce(t *testing.T) {
 
 // TestJoiningNodeFetchesTheRecordsThatLeftTheWindow: a node that joins
 // after records have left the replicated window gets them from the others,
-// so its own trail is whole from seq 1.
+// so its own trail is whole from seq 1 — with either Raft log store (the
+// joiner starts from a snapshot: compacted entries are gone in both).
 func TestJoiningNodeFetchesTheRecordsThatLeftTheWindow(t *testing.T) {
+	for _, store := range []string{"boltdb", "wal"} {
+		t.Run(store, func(t *testing.T) { joiningNodeGetsTheRecordsThatLeftTheWindow(t, store) })
+	}
+}
+
+func joiningNodeGetsTheRecordsThatLeftTheWindow(t *testing.T, store string) {
 	conf := filepath.Join(t.TempDir(), "kmsd.yaml")
-	os.WriteFile(conf, []byte("version: v1\ntrail:\n  window_records: 50\nraft:\n  snapshot_interval: 200ms\n  snapshot_threshold: 128\n  trailing_logs: 32\n"), 0o600)
+	os.WriteFile(conf, []byte("version: v1\ntrail:\n  window_records: 50\nraft:\n  log_store: "+store+"\n  snapshot_interval: 200ms\n  snapshot_threshold: 128\n  trailing_logs: 32\n"), 0o600)
 	c := startCluster(t, 2, "--config", conf)
 	first := c.nodes[0]
 	id := first.createKey(t)
