@@ -58,12 +58,10 @@ func (r *decryptReply) appendJSON(b []byte) []byte {
 }
 
 // seal encrypts plaintext under the primary version of k and returns the
-// version id and the CiphertextBlob text. (The version is looked up in the
-// current state: k may be newer than the state the handler began with — a
-// service key created on first use.)
+// version id and the CiphertextBlob text.
 func (s *Server) seal(c *call, k *fsm.Key, plaintext []byte, ec crypto.Context) (string, string, error) {
-	v, ok := s.deps.State.State().Version(k.PrimaryVersion)
-	if !ok {
+	v := k.Primary()
+	if v == nil {
 		return "", "", fsm.ErrKeyNotFound
 	}
 	vk, b, err := s.deps.Keyring.Software(v.ID, v.Material)

@@ -273,6 +273,7 @@ func (c *CreateKey) apply(t *txn) Result {
 	}
 	v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.ID, Created: t.now, Material: c.Material}
 	t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
+	k.primary = v
 	return t.putKey(nil, k)
 }
 
@@ -469,6 +470,7 @@ func (c *RotateKey) apply(t *txn) Result {
 	if _, ok := t.st.Version(c.VersionID); ok {
 		return fail(ErrVersionExists)
 	}
+	v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.KeyID, Created: t.now, Material: c.Material}
 	r := t.change(c.Account, c.KeyID, func(k *Key) error {
 		switch {
 		case c.Reason == RotateScheduled && (k.RotationInterval == 0 || k.State != KeyEnabled || t.now < k.NextRotation()):
@@ -481,13 +483,12 @@ func (c *RotateKey) apply(t *txn) Result {
 			return ErrVersionLimit
 		}
 		k.Versions = append(k.Versions[:len(k.Versions):len(k.Versions)], c.VersionID)
-		k.PrimaryVersion = c.VersionID
+		k.PrimaryVersion, k.primary = c.VersionID, v
 		k.PrimarySeals = 0
 		k.LastRotation = t.now
 		return nil
 	})
 	if r.Err == nil {
-		v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.KeyID, Created: t.now, Material: c.Material}
 		t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
 	}
 	return r

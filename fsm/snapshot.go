@@ -378,6 +378,9 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
 		v.Account = st.accountID(v.Account)
 		st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
+		if k, ok := st.Key(v.Account, v.KeyID); ok && k.PrimaryVersion == v.ID {
+			k.primary = v // not published yet
+		}
 	})
 	sr.records("alias", func(d *decoder) {
 		a := &Alias{Account: d.str(), Name: d.str(), KeyID: d.str(), Created: d.varint(), Updated: d.varint()}

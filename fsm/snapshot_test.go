@@ -297,3 +297,22 @@ func randomLog(seed uint64, n int) []*raft.Log {
 	}
 	return logs
 }
+
+func TestEveryKeyKnowsItsPrimaryVersionAppliedOrRestored(t *testing.T) {
+	h := goldenLog(t)
+	for name, f := range map[string]*FSM{"applied": h.f, "restored": restore(t, snapshotBytes(t, h.f))} {
+		st, n := f.State(), 0
+		for _, a := range []string{acct, other} {
+			st.Keys(a, "", func(k *Key) bool {
+				n++
+				if v, ok := st.Version(k.PrimaryVersion); !ok || k.Primary() != v {
+					t.Errorf("%s: key %s: Primary() = %p, the state's version %s = %p", name, k.ID, k.Primary(), k.PrimaryVersion, v)
+				}
+				return true
+			})
+		}
+		if n < 3 {
+			t.Fatalf("%s: only %d keys looked at", name, n)
+		}
+	}
+}
