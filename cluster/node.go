@@ -564,10 +564,11 @@ func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, 
 		return nil, "", err
 	}
 	w, err := wal.Open(walDir, wal.WithSegmentFiler(segment.NewFiler(walDir, privateFS{walfs.New()})))
-	if err == nil {
-		err = privateFiles(walDir) // wal-meta.db, and segments of older versions
-	}
 	if err != nil {
+		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
+	}
+	if err := privateFiles(walDir); err != nil { // wal-meta.db, and segments of older versions
+		w.Close()
 		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
 	return compactedWAL{w}, kind, nil
