@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftkms/raftkms/fsm"
+	"github.com/raftkms/raftkms/trail"
 )
 
 type testNode struct {
@@ -103,6 +104,39 @@ func TestWritesFromAnyNodeAreSeenByEveryServingNodeWhenAcknowledged(t *testing.T
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("Members = %+v, %v", ms, err)
 	}
+}
+
+// TestFollowersReportAppliedChangesButNotTrailAppends: fenced writes wait
+// for lease holders' applied reports, so a follower reports every change it
+// applies at once — and nothing for trail appends, which are most entries
+// under load and fence nothing.
+func TestFollowersReportAppliedChangesButNotTrailAppends(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := nodes[0]
+	reports := func() uint64 { return leader.Status().Lease.AppliedReports }
+	for _, n := range nodes[1:] { // both followers hold leases, so they report
+		within(t, 5*time.Second, n.ID()+" holds a lease", func() bool { return n.Status().Lease.Held })
+	}
+	before := reports()
+	for i := range 20 {
+		ev := trail.AppendEvent(nil, &trail.Event{EventID: fmt.Sprint("e", i), EventName: "Encrypt",
+			RequestID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Outcome: trail.Success})
+		cmd := fsm.Encode(fsm.Header{RequestID: [16]byte{byte(i), 7}}, &fsm.TrailAppend{Retention: fsm.Retention{MaxRecords: 100}, Events: [][]byte{ev}})
+		if r, err := nodes[1+i%2].Commit(context.Background(), cmd); err != nil || r.Err != nil {
+			t.Fatalf("Commit = %v, %v", r.Err, err)
+		}
+	}
+	last := leader.fsm.State().Index()
+	for _, n := range nodes[1:] {
+		within(t, 5*time.Second, n.ID()+" applies the records", func() bool { return n.fsm.State().Index() >= last })
+	}
+	if got := reports() - before; got != 0 {
+		t.Fatalf("followers sent %d applied reports for trail appends alone", got)
+	}
+	if _, err := leader.Propose(context.Background(), account("fenced")); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "both followers report the change", func() bool { return reports()-before >= 2 })
 }
 
 func TestRetriedForwardIsAppliedOnce(t *testing.T) {

@@ -53,6 +53,7 @@ type leases struct {
 	mu          sync.Mutex
 	grants      map[string]*grant
 	changed     chan struct{} // closed on every grant or applied report
+	reports     atomic.Uint64 // applied reports received from followers
 }
 
 func (l *leases) init(cfg Config) {
@@ -233,6 +234,7 @@ func (n *Node) handleLease(a LeaseArgs, reply *LeaseReply) error {
 }
 
 func (n *Node) handleApplied(a AppliedArgs) {
+	n.leases.reports.Add(1)
 	n.leases.mu.Lock()
 	defer n.leases.mu.Unlock()
 	if g := n.leases.grants[a.NodeID]; g != nil && a.Applied > g.applied {
@@ -241,8 +243,10 @@ func (n *Node) handleApplied(a AppliedArgs) {
 	}
 }
 
-// reportApplied tells the leader, as soon as this follower applies
-// entries, how far it got: the leader's fenced writes wait for it.
+// reportApplied tells the leader, as soon as this follower applies a
+// change, how far it got: the leader's fenced writes wait for it. Trail
+// appends alone are not reported (they are not fenced, and under load
+// they are most of the entries; the lease renewals carry the index too).
 func (n *Node) reportApplied() {
 	var reported uint64
 	for {
@@ -252,8 +256,9 @@ func (n *Node) reportApplied() {
 		case <-n.stop:
 			return
 		}
-		idx := n.fsm.State().Index()
-		if idx <= reported || n.isLeader() || n.leases.mine.Load() == nil {
+		st := n.fsm.State()
+		idx := st.Index()
+		if st.ChangeIndex() <= reported || n.isLeader() || n.leases.mine.Load() == nil {
 			continue
 		}
 		addr, _ := n.raft.LeaderWithID()
@@ -275,6 +280,9 @@ type LeaseStatus struct {
 	Index     uint64  `json:"index,omitempty"`
 	ExpiresIn float64 `json:"expires_in_ms"` // negative once expired
 	Grants    int     `json:"grants,omitempty"`
+	// AppliedReports counts the followers' reports of applied changes this
+	// node received (as the leader) since it started.
+	AppliedReports uint64 `json:"applied_reports,omitempty"`
 }
 
 func (n *Node) leaseStatus() LeaseStatus {
@@ -289,7 +297,8 @@ func (n *Node) leaseStatus() LeaseStatus {
 		}
 		n.leases.mu.Unlock()
 		exp := n.leases.self.Load()
-		return LeaseStatus{Held: now < exp, Term: n.raft.CurrentTerm(), ExpiresIn: ms(exp - now), Grants: grants}
+		return LeaseStatus{Held: now < exp, Term: n.raft.CurrentTerm(), ExpiresIn: ms(exp - now), Grants: grants,
+			AppliedReports: n.leases.reports.Load()}
 	}
 	l := n.leases.mine.Load()
 	if l == nil {

@@ -122,6 +122,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 					l.Index, l.Term, typeByte(l.Data), err))
 			}
 			out[i] = t.run(h, c)
+			if _, records := c.(*TrailAppend); !records {
+				f.w.changeIndex = l.Index
+			}
 		}
 		f.w.index = l.Index
 	}

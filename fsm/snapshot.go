@@ -352,7 +352,10 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	}
 	st := newState()
 	dd := newDedup()
-	sr.records("meta", func(d *decoder) { st.index, st.now, st.policyVersion = d.uvarint(), d.varint(), d.uvarint() })
+	sr.records("meta", func(d *decoder) {
+		st.index, st.now, st.policyVersion = d.uvarint(), d.varint(), d.uvarint()
+		st.changeIndex = st.index
+	})
 	sr.records("account", func(d *decoder) {
 		a := &Account{ID: d.str(), Name: d.str(), Created: d.varint(), System: d.bool()}
 		st.accounts.ReplaceOrInsert(accountItem{a.ID, a})

@@ -157,7 +157,11 @@ func accessKeyLess(a, b accessKeyItem) bool { return a.id < b.id }
 // FSM.State never changes.
 type State struct {
 	index uint64 // last applied Raft index
-	now   int64  // time of the last applied command (unix ns, never decreasing)
+	// changeIndex is the Raft index of the last applied command that was
+	// not a trail append: what a fenced write waits for lease holders to
+	// apply. Derived (a restored state starts at its index).
+	changeIndex uint64
+	now         int64 // time of the last applied command (unix ns, never decreasing)
 
 	keys       *btree.BTreeG[keyItem]
 	versions   *btree.BTreeG[versionItem]
@@ -209,15 +213,16 @@ func newState() *State {
 // while the writer keeps changing s.
 func (s *State) clone() *State {
 	return &State{
-		index:      s.index,
-		now:        s.now,
-		keys:       s.keys.Clone(),
-		versions:   s.versions.Clone(),
-		aliases:    s.aliases.Clone(),
-		keyAliases: s.keyAliases.Clone(),
-		accounts:   s.accounts.Clone(),
-		accessKeys: s.accessKeys.Clone(),
-		due:        s.due.Clone(),
+		index:       s.index,
+		changeIndex: s.changeIndex,
+		now:         s.now,
+		keys:        s.keys.Clone(),
+		versions:    s.versions.Clone(),
+		aliases:     s.aliases.Clone(),
+		keyAliases:  s.keyAliases.Clone(),
+		accounts:    s.accounts.Clone(),
+		accessKeys:  s.accessKeys.Clone(),
+		due:         s.due.Clone(),
 
 		users:         s.users.Clone(),
 		services:      s.services.Clone(),
@@ -233,6 +238,11 @@ func (s *State) clone() *State {
 
 // Index returns the Raft index of the last command applied to this State.
 func (s *State) Index() uint64 { return s.index }
+
+// ChangeIndex returns the Raft index of the last command applied to this
+// State that was not a trail append (TrailAppend changes nothing a read
+// depends on, and is committed without fencing).
+func (s *State) ChangeIndex() uint64 { return s.changeIndex }
 
 // Now returns the leader-stamped time (unix ns) of the last applied command.
 func (s *State) Now() int64 { return s.now }
