@@ -88,9 +88,6 @@ func acknowledgedWritesSurviveKill9(t *testing.T, dir string, args ...string) {
 	k.stop() // SIGTERM exits 0
 }
 
-// TestNoPlaintextSecretsOnDisk unwraps every secret in the Raft log with the
-// root key and checks that none of them, nor any plaintext or data key the
-// test saw, appears in the data directory or the logs.
 // TestKill9DuringWritesLosesNoAcknowledgedWrite kills the node while
 // clients are creating keys, so appends are cut off part-way (a torn tail
 // in the log), restarts it on the same directory and checks that every
@@ -161,6 +158,9 @@ func kill9DuringWrites(t *testing.T, dir string, args ...string) {
 	k.stop()
 }
 
+// TestNoPlaintextSecretsOnDisk unwraps every secret in the Raft log with the
+// root key and checks that none of them, nor any plaintext or data key the
+// test saw, appears in the data directory or the logs.
 func TestNoPlaintextSecretsOnDisk(t *testing.T) {
 	logStores(t, noPlaintextSecretsOnDisk)
 }
