@@ -201,6 +201,12 @@ func (t *txn) key(account, ref string) (*Key, error) {
 // putKey stores k, replacing old (nil for a new key), and keeps the due
 // index in step.
 func (t *txn) putKey(old, k *Key) Result {
+	k.Revision = t.index
+	return t.storeKey(old, k)
+}
+
+// storeKey is putKey keeping k's revision: for changes no policy decides on.
+func (t *txn) storeKey(old, k *Key) Result {
 	if old != nil {
 		for _, d := range dueItems(old) {
 			t.st.due.Delete(d)
@@ -209,11 +215,10 @@ func (t *txn) putKey(old, k *Key) Result {
 	for _, d := range dueItems(k) {
 		t.st.due.ReplaceOrInsert(d)
 	}
-	k.Revision = t.index
 	if old == nil { // a changed key is a copy of one that shares its account's id already
 		k.Account = t.st.accountID(k.Account)
 	}
-	t.st.keys.ReplaceOrInsert(newKeyItem(k.Account, k.ID, k))
+	t.st.putKey(k)
 	return Result{Key: k}
 }
 
@@ -275,7 +280,7 @@ func (c *CreateKey) apply(t *txn) Result {
 		RotationInterval: c.RotationInterval, Tags: c.Tags,
 	}
 	v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.ID, Created: t.now, Material: c.Material}
-	t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
+	t.st.putVersion(v)
 	k.primary = v
 	return t.putKey(nil, k)
 }
@@ -372,9 +377,9 @@ func (c *DestroyKey) apply(t *txn) Result {
 		t.deleteAlias(a)
 	}
 	for _, v := range k.Versions {
-		t.st.versions.Delete(newVersionItem(v, nil))
+		t.st.versions.Delete(searchVersion(v))
 	}
-	t.st.keys.Delete(newKeyItem(k.Account, k.ID, nil))
+	t.st.keys.Delete(searchKey(k.Account, k.ID))
 	for _, d := range dueItems(k) {
 		t.st.due.Delete(d)
 	}
@@ -474,7 +479,7 @@ func (c *RotateKey) apply(t *txn) Result {
 		return fail(ErrVersionExists)
 	}
 	v := &Version{ID: c.VersionID, Account: t.st.accountID(c.Account), KeyID: c.KeyID, Created: t.now, Material: c.Material}
-	r := t.change(c.Account, c.KeyID, func(k *Key) error {
+	return t.change(c.Account, c.KeyID, func(k *Key) error {
 		switch {
 		case c.Reason == RotateScheduled && (k.RotationInterval == 0 || k.State != KeyEnabled || t.now < k.NextRotation()):
 			return ErrNotDue
@@ -489,34 +494,27 @@ func (c *RotateKey) apply(t *txn) Result {
 		k.PrimaryVersion, k.primary = c.VersionID, v
 		k.PrimarySeals = 0
 		k.LastRotation = t.now
+		t.st.putVersion(v) // checks passed: the key is stored next
 		return nil
 	})
-	if r.Err == nil {
-		t.st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
-	}
-	return r
 }
 
 func (c *ReserveSeals) apply(t *txn) Result {
 	if c.Count == 0 || c.Count > MaxSeals {
 		return fail(ErrInvalidCommand)
 	}
-	var rev uint64
-	r := t.change(c.Account, c.KeyID, func(k *Key) error {
-		if k.PrimaryVersion != c.VersionID {
-			return ErrNotPrimary
-		}
-		if k.PrimarySeals+c.Count > MaxSeals {
-			return ErrSealLimit
-		}
-		k.PrimarySeals += c.Count
-		rev = k.Revision
-		return nil
-	})
-	if r.Err == nil {
-		r.Key.Revision = rev // a seal count is not what policies decide on
+	old, err := t.key(c.Account, c.KeyID)
+	switch {
+	case err != nil:
+		return fail(err)
+	case old.PrimaryVersion != c.VersionID:
+		return fail(ErrNotPrimary)
+	case old.PrimarySeals+c.Count > MaxSeals:
+		return fail(ErrSealLimit)
 	}
-	return r
+	k := old.clone()
+	k.PrimarySeals += c.Count
+	return t.storeKey(old, k) // a seal count is not what policies decide on
 }
 
 // apply reserves each item, recording each one's outcome in Codes.

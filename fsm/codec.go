@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // ErrCodec is returned (wrapped) for bytes that are not a valid encoding.
@@ -41,10 +42,13 @@ func boolByte(v bool) uint8 {
 }
 
 // decoder reads what encoder wrote. The first error sticks; later reads
-// return zero values, so callers check err once at the end.
+// return zero values, so callers check err once at the end. A view decoder
+// (viewDecoder) returns strings and byte slices that share its input, which
+// must then never change.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	view bool
 }
 
 func (d *decoder) fail(what string) {
@@ -130,7 +134,12 @@ func (d *decoder) str() string {
 	if d.err != nil {
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.view {
+		s = unsafe.String(unsafe.SliceData(d.b), n)
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -140,8 +149,13 @@ func (d *decoder) bytes() []byte {
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	p := make([]byte, n)
-	copy(p, d.b)
+	var p []byte
+	if d.view {
+		p = d.b[:n:n]
+	} else {
+		p = make([]byte, n)
+		copy(p, d.b)
+	}
 	d.b = d.b[n:]
 	return p
 }

@@ -24,8 +24,8 @@ func TestIDPrefixOrdersAsTheIDs(t *testing.T) {
 		if (pa < pb && a >= b) || (a < b && pa > pb) {
 			t.Fatalf("prefix8 orders %q (%x) and %q (%x) against the strings", a, pa, b, pb)
 		}
-		ka, kb := newKeyItem("acct", a, nil), newKeyItem("acct", b, nil)
-		if keyLess(ka, kb) != (a < b) || versionLess(newVersionItem(a, nil), newVersionItem(b, nil)) != (a < b) {
+		ka, kb := searchKey("acct", a), searchKey("acct", b)
+		if keyLess(ka, kb) != (a < b) || versionLess(searchVersion(a), searchVersion(b)) != (a < b) {
 			t.Fatalf("tree order of %q and %q differs from the ids'", a, b)
 		}
 	}

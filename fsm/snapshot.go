@@ -112,17 +112,11 @@ func (s *snapshot) write(w io.Writer) error {
 		})
 	})
 	sw.begin(st.keys.Len())
-	st.keys.Ascend(func(it keyItem) bool { return sw.record(it.k.encode) })
+	var k Key
+	st.keys.Ascend(func(it keyItem) bool { it.decodeInto(&k); return sw.record(k.encode) })
 	sw.begin(st.versions.Len())
-	st.versions.Ascend(func(it versionItem) bool {
-		v := it.v
-		return sw.record(func(e *encoder) {
-			e.str(v.ID)
-			e.str(v.Account)
-			e.str(v.KeyID)
-			e.varint(v.Created)
-			e.bytes(v.Material)
-		})
+	st.versions.Ascend(func(it versionItem) bool { // a version's record is its snapshot record
+		return sw.record(func(e *encoder) { e.b = append(e.b, it.rec...) })
 	})
 	sw.begin(st.aliases.Len())
 	st.aliases.Ascend(func(it aliasItem) bool {
@@ -372,17 +366,17 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	sr.records("key", func(d *decoder) {
 		k := decodeKey(d)
 		k.Account = st.accountID(k.Account)
-		st.keys.ReplaceOrInsert(newKeyItem(k.Account, k.ID, k))
+		st.putKey(k) // its primary version follows in the next section
 		for _, di := range dueItems(k) {
 			st.due.ReplaceOrInsert(di)
 		}
 	})
 	sr.records("version", func(d *decoder) {
 		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
-		v.Account = st.accountID(v.Account)
-		st.versions.ReplaceOrInsert(newVersionItem(v.ID, v))
-		if k, ok := st.Key(v.Account, v.KeyID); ok && k.PrimaryVersion == v.ID {
-			k.primary = v // not published yet
+		st.putVersion(v)
+		if it, ok := st.keys.Get(searchKey(v.Account, v.KeyID)); ok && it.prim == "" && it.key().PrimaryVersion == v.ID {
+			it.prim = v.rec
+			st.keys.ReplaceOrInsert(it)
 		}
 	})
 	sr.records("alias", func(d *decoder) {

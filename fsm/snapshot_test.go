@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -305,8 +306,8 @@ func TestEveryKeyKnowsItsPrimaryVersionAppliedOrRestored(t *testing.T) {
 		for _, a := range []string{acct, other} {
 			st.Keys(a, "", func(k *Key) bool {
 				n++
-				if v, ok := st.Version(k.PrimaryVersion); !ok || k.Primary() != v {
-					t.Errorf("%s: key %s: Primary() = %p, the state's version %s = %p", name, k.ID, k.Primary(), k.PrimaryVersion, v)
+				if v, ok := st.Version(k.PrimaryVersion); !ok || !reflect.DeepEqual(k.Primary(), v) {
+					t.Errorf("%s: key %s: Primary() = %+v, the state's version %s = %+v", name, k.ID, k.Primary(), k.PrimaryVersion, v)
 				}
 				return true
 			})

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"encoding/binary"
 	"strings"
 
 	"github.com/google/btree"
@@ -10,35 +9,6 @@ import (
 // treeDegree trades path-copy size (smaller is cheaper per write) against
 // depth (larger is cheaper per read); 16 gives depth 5 at a million keys.
 const treeDegree = 16
-
-// Items of the keys and versions trees carry the id's first 8 bytes
-// (prefix8): a lookup among a million keys then compares numbers in the
-// tree's nodes instead of following a string pointer per comparison — a
-// cache miss each.
-type keyItem struct {
-	idp         uint64
-	account, id string
-	k           *Key
-}
-
-func newKeyItem(account, id string, k *Key) keyItem { return keyItem{prefix8(id), account, id, k} }
-
-type versionItem struct {
-	idp uint64
-	id  string
-	v   *Version
-}
-
-func newVersionItem(id string, v *Version) versionItem { return versionItem{prefix8(id), id, v} }
-
-// prefix8 is s's first 8 bytes as a big-endian number, zero-padded: for any
-// two strings, prefix8(a) < prefix8(b) implies a < b, and a < b implies
-// prefix8(a) <= prefix8(b).
-func prefix8(s string) uint64 {
-	var b [8]byte
-	copy(b[:], s)
-	return binary.BigEndian.Uint64(b[:])
-}
 
 type aliasItem struct {
 	account, name string
@@ -250,14 +220,21 @@ func (s *State) Now() int64 { return s.now }
 // Key returns the key with id in account, including keys pending deletion
 // (callers check Key.Gone with their clock).
 func (s *State) Key(account, id string) (*Key, bool) {
-	it, ok := s.keys.Get(newKeyItem(account, id, nil))
-	return it.k, ok
+	it, ok := s.keys.Get(searchKey(account, id))
+	if !ok {
+		return nil, false
+	}
+	return it.key(), true
 }
 
 // Version returns a key version by its id.
 func (s *State) Version(id string) (*Version, bool) {
-	it, ok := s.versions.Get(newVersionItem(id, nil))
-	return it.v, ok
+	it, ok := s.versions.Get(searchVersion(id))
+	if !ok {
+		return nil, false
+	}
+	v := it.decode()
+	return &v, true
 }
 
 // Alias returns an alias of account by name ("alias/…").
@@ -291,14 +268,14 @@ func (s *State) ResolveKey(account, ref string) (*Key, error) {
 // Keys calls fn for the keys of account in id order, starting after the key
 // id after ("" for the first), until fn returns false.
 func (s *State) Keys(account, after string, fn func(*Key) bool) {
-	s.keys.AscendGreaterOrEqual(newKeyItem(account, after, nil), func(it keyItem) bool {
+	s.keys.AscendGreaterOrEqual(searchKey(account, after), func(it keyItem) bool {
 		if it.account != account {
 			return false
 		}
 		if it.id == after {
 			return true
 		}
-		return fn(it.k)
+		return fn(it.key())
 	})
 }
 

@@ -64,8 +64,10 @@ type Key struct {
 	Revision uint64
 
 	// primary is the Version PrimaryVersion names, so encrypting needs one
-	// tree lookup, not two (at a million keys each is a few cache misses).
+	// tree lookup, not two (at a million keys each is a few cache misses);
+	// a Key read from a State holds it in pv.
 	primary *Version
+	pv      Version
 }
 
 // Primary returns the key's primary version: the Version that
@@ -94,6 +96,9 @@ func (k *Key) NextRotation() int64 {
 
 func (k *Key) clone() *Key {
 	c := *k
+	if k.primary == &k.pv {
+		c.primary = &c.pv
+	}
 	return &c
 }
 
@@ -105,6 +110,8 @@ type Version struct {
 	KeyID    string
 	Created  int64
 	Material []byte
+
+	rec string // the version's record in the key store, once stored
 }
 
 // Alias names a key inside an account.

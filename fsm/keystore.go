@@ -1,0 +1,206 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// The key store keeps every key and key version as one encoded record: an
+// immutable string whose bytes hold no pointers. At a million keys this is
+// what keeps the collector cheap — it marks a record but never scans it,
+// where a Key struct of strings and slices cost it a dozen pointers, and
+// each of those another object — and what halves the memory a key takes.
+// The B-tree items carry the id (a view into the record) and the first 8
+// bytes of it, so lookups compare numbers in the tree's nodes.
+//
+// Reading a key decodes its record into a fresh Key whose strings view the
+// record (no copies); a change encodes a new record. Records never change,
+// so a State published to readers stays immutable.
+
+// keyItem indexes a key by (account, id). rec is the key's record and prim
+// its primary version's, so encrypting needs one tree lookup, not two.
+type keyItem struct {
+	idp         uint64
+	account, id string
+	rec, prim   string
+}
+
+// searchKey is the item a lookup of (account, id) compares with.
+func searchKey(account, id string) keyItem {
+	return keyItem{idp: prefix8(id), account: account, id: id}
+}
+
+// versionItem indexes a key version by id; rec is the version's record.
+type versionItem struct {
+	idp     uint64
+	id, rec string
+}
+
+func searchVersion(id string) versionItem { return versionItem{idp: prefix8(id), id: id} }
+
+// prefix8 is s's first 8 bytes as a big-endian number, zero-padded: for any
+// two strings, prefix8(a) < prefix8(b) implies a < b, and a < b implies
+// prefix8(a) <= prefix8(b).
+func prefix8(s string) uint64 {
+	var b [8]byte
+	copy(b[:], s)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// recordID returns the id a record starts with, viewing the record.
+func recordID(rec string) string {
+	d := viewDecoder(rec)
+	return d.str()
+}
+
+// viewDecoder decodes rec with strings and byte slices that view it.
+func viewDecoder(rec string) decoder {
+	return decoder{b: unsafe.Slice(unsafe.StringData(rec), len(rec)), view: true}
+}
+
+// record copies an encoder's bytes into a new record.
+func record(e *encoder) string { return string(e.b) }
+
+// The enumerations every key repeats take one byte in its record: their
+// index in internedValues plus one, or 0 followed by the string itself.
+func (e *encoder) enum(s string) {
+	for i, c := range internedValues {
+		if s == c {
+			e.u8(uint8(i + 1))
+			return
+		}
+	}
+	e.u8(0)
+	e.str(s)
+}
+
+func (d *decoder) enum() string {
+	c := d.u8()
+	switch {
+	case c == 0:
+		return d.str()
+	case int(c) <= len(internedValues):
+		return internedValues[c-1]
+	}
+	d.fail("enumeration")
+	return ""
+}
+
+// keyRecord encodes k, all but its account (the item's) and its primary
+// version (a record of its own). PrimaryVersion costs one byte when it is
+// the newest version, as CreateKey and RotateKey make it.
+func keyRecord(k *Key) string {
+	var e encoder
+	e.b = make([]byte, 0, 96+len(k.ID)*(1+len(k.Versions)))
+	e.str(k.ID)
+	e.str(k.Description)
+	e.enum(k.Spec)
+	e.enum(k.Usage)
+	e.enum(k.Origin)
+	e.enum(k.Protection)
+	e.enum(k.CreatorType)
+	e.str(k.Product)
+	e.u8(uint8(k.State))
+	e.varint(k.Created)
+	e.varint(k.DeleteDate)
+	e.bool(k.DeletionProtection)
+	e.str(k.DeletionProtectionDescription)
+	e.uvarint(k.PrimarySeals)
+	e.strs(k.Versions)
+	if n := len(k.Versions); n > 0 && k.Versions[n-1] == k.PrimaryVersion {
+		e.bool(false)
+	} else {
+		e.bool(true)
+		e.str(k.PrimaryVersion)
+	}
+	e.varint(k.LastRotation)
+	e.varint(k.RotationInterval)
+	encodeTags(&e, k.Tags)
+	e.uvarint(k.Revision)
+	return record(&e)
+}
+
+// key decodes the item's key. Records are written only by keyRecord, so a
+// record that does not decode is a bug, not bad input.
+func (it keyItem) key() *Key {
+	k := new(Key)
+	it.decodeInto(k)
+	if it.prim != "" {
+		k.pv = versionItem{rec: it.prim}.decode()
+		k.primary = &k.pv
+	}
+	return k
+}
+
+// decodeInto sets k's fields from the item's record, all but the primary
+// version, reusing k.Versions' array.
+func (it keyItem) decodeInto(k *Key) {
+	versions := k.Versions[:0]
+	*k = Key{Account: it.account}
+	d := viewDecoder(it.rec)
+	k.ID, k.Description = d.str(), d.str()
+	k.Spec, k.Usage, k.Origin, k.Protection, k.CreatorType = d.enum(), d.enum(), d.enum(), d.enum(), d.enum()
+	k.Product = d.str()
+	k.State = KeyState(d.u8())
+	k.Created, k.DeleteDate = d.varint(), d.varint()
+	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
+	k.PrimarySeals = d.uvarint()
+	n := d.length(1)
+	for range n {
+		versions = append(versions, d.str())
+	}
+	if n > 0 {
+		k.Versions = versions
+	}
+	if d.bool() {
+		k.PrimaryVersion = d.str()
+	} else if n := len(k.Versions); n > 0 {
+		k.PrimaryVersion = k.Versions[n-1]
+	}
+	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
+	k.Tags = decodeTags(&d)
+	k.Revision = d.uvarint()
+	if err := d.done("key record"); err != nil {
+		panic(err)
+	}
+}
+
+// versionRecord encodes v.
+func versionRecord(v *Version) string {
+	var e encoder
+	e.b = make([]byte, 0, 8+len(v.ID)+len(v.Account)+len(v.KeyID)+binary.MaxVarintLen64+len(v.Material))
+	e.str(v.ID)
+	e.str(v.Account)
+	e.str(v.KeyID)
+	e.varint(v.Created)
+	e.bytes(v.Material)
+	return record(&e)
+}
+
+// putVersion stores v, which then knows its record.
+func (s *State) putVersion(v *Version) {
+	v.rec = versionRecord(v)
+	s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), id: recordID(v.rec), rec: v.rec})
+}
+
+// decode returns the item's version.
+func (it versionItem) decode() Version {
+	d := viewDecoder(it.rec)
+	v := Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes(), rec: it.rec}
+	if err := d.done("version record"); err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// putKey stores k, whose primary version is stored already.
+func (s *State) putKey(k *Key) {
+	rec := keyRecord(k)
+	it := keyItem{idp: prefix8(k.ID), account: k.Account, id: recordID(rec), rec: rec}
+	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
+		it.prim = p.rec
+	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {
+		it.prim = v.rec
+	}
+	s.keys.ReplaceOrInsert(it)
+}
