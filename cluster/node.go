@@ -70,7 +70,7 @@ type Config struct {
 	HeartbeatTimeout  time.Duration // default 500ms
 	ElectionTimeout   time.Duration // default 500ms
 	SnapshotInterval  time.Duration // how often to check for a snapshot; default 30s
-	SnapshotThreshold uint64        // entries since the last snapshot that trigger one; default 8192
+	SnapshotThreshold uint64        // entries since the last snapshot that trigger one, at least; default 8192 (see paceSnapshots)
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // default 10s
 	// LogStore is where the Raft log is kept: LogStoreWAL or
@@ -162,6 +162,7 @@ type Node struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore // the stable store, and the log with LogStoreBoltDB
 	logs      raft.LogStore         // the log: store, or a *wal.WAL
+	snaps     raft.SnapshotStore
 	transport *raft.NetworkTransport
 	mux       *mux
 	peers     *peers
@@ -262,7 +263,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		closeStores(logs, store)
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, logs: logs, transport: transport, mux: m,
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, logs: logs, snaps: snaps, transport: transport, mux: m,
 		peers: &peers{m: m, clients: map[string]*rpc.Client{}}, leaderCh: leaderCh, stop: make(chan struct{})}
 	n.leases.init(cfg)
 	n.uploads.files = map[string]*os.File{}
@@ -283,6 +284,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	n.spawn(n.watchLeadership)
 	n.spawn(n.renewLeases)
 	n.spawn(n.reportApplied)
+	n.spawn(n.paceSnapshots)
 	return n, nil
 }
 

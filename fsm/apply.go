@@ -59,6 +59,8 @@ type FSM struct {
 
 	cur     atomic.Pointer[State]         // the published, immutable state
 	changed atomic.Pointer[chan struct{}] // closed when a new state is published
+
+	entries, bytes atomic.Uint64 // log entries applied since start, and their data's size
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -70,6 +72,16 @@ func New(cfg Config) *FSM {
 	f.changed.Store(&ch)
 	f.cur.Store(f.w.clone())
 	return f
+}
+
+// EntrySize returns the average size in bytes of the log entries this FSM
+// applied since it started, or 0 before the first.
+func (f *FSM) EntrySize() uint64 {
+	n := f.entries.Load()
+	if n == 0 {
+		return 0
+	}
+	return f.bytes.Load() / n
 }
 
 // publish makes st the current state and wakes everyone waiting for a change.
@@ -113,7 +125,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.mu.Lock()
 	out := make([]interface{}, len(logs))
 	t := txn{st: f.w, dd: &f.dd}
+	var size uint64
 	for i, l := range logs {
+		size += uint64(len(l.Data))
 		t.index = l.Index
 		if l.Type == raft.LogCommand {
 			h, c, err := Decode(l.Data)
@@ -131,6 +145,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.publish(f.w.clone())
 	destroyed, sealed := t.destroyed, t.sealed
 	f.mu.Unlock()
+	f.entries.Add(uint64(len(logs)))
+	f.bytes.Add(size)
 	if len(destroyed) > 0 && f.cfg.OnDestroy != nil {
 		f.cfg.OnDestroy(destroyed)
 	}
