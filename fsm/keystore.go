@@ -10,33 +10,53 @@ import (
 // what keeps the collector cheap — it marks a record but never scans it,
 // where a Key struct of strings and slices cost it a dozen pointers, and
 // each of those another object — and what halves the memory a key takes.
-// The B-tree items carry the id (a view into the record) and the first 8
-// bytes of it, so lookups compare numbers in the tree's nodes.
+// The B-tree items carry the first 8 bytes of the id, so lookups compare
+// numbers in the tree's nodes and read a record only on a tie.
 //
 // Reading a key decodes its record into a fresh Key whose strings view the
 // record (no copies); a change encodes a new record. Records never change,
 // so a State published to readers stays immutable.
 
 // keyItem indexes a key by (account, id). rec is the key's record and prim
-// its primary version's, so encrypting needs one tree lookup, not two.
+// its primary version's, so encrypting needs one tree lookup, not two. In
+// the item a lookup compares with (search), rec is the bare id.
 type keyItem struct {
-	idp         uint64
-	account, id string
-	rec, prim   string
+	idp       uint64
+	account   string
+	rec, prim string
+	search    bool
 }
 
 // searchKey is the item a lookup of (account, id) compares with.
 func searchKey(account, id string) keyItem {
-	return keyItem{idp: prefix8(id), account: account, id: id}
+	return keyItem{idp: prefix8(id), account: account, rec: id, search: true}
 }
 
-// versionItem indexes a key version by id; rec is the version's record.
+func (it keyItem) id() string {
+	if it.search {
+		return it.rec
+	}
+	return recordID(it.rec)
+}
+
+// versionItem indexes a key version by id; rec is the version's record, or
+// the bare id in a search item.
 type versionItem struct {
-	idp     uint64
-	id, rec string
+	idp    uint64
+	rec    string
+	search bool
 }
 
-func searchVersion(id string) versionItem { return versionItem{idp: prefix8(id), id: id} }
+func searchVersion(id string) versionItem {
+	return versionItem{idp: prefix8(id), rec: id, search: true}
+}
+
+func (it versionItem) id() string {
+	if it.search {
+		return it.rec
+	}
+	return recordID(it.rec)
+}
 
 // prefix8 is s's first 8 bytes as a big-endian number, zero-padded: for any
 // two strings, prefix8(a) < prefix8(b) implies a < b, and a < b implies
@@ -49,6 +69,9 @@ func prefix8(s string) uint64 {
 
 // recordID returns the id a record starts with, viewing the record.
 func recordID(rec string) string {
+	if n := int(rec[0]); n < 0x80 && n < len(rec) { // a one-byte length
+		return rec[1 : 1+n]
+	}
 	d := viewDecoder(rec)
 	return d.str()
 }
@@ -180,7 +203,7 @@ func versionRecord(v *Version) string {
 // putVersion stores v, which then knows its record.
 func (s *State) putVersion(v *Version) {
 	v.rec = versionRecord(v)
-	s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), id: recordID(v.rec), rec: v.rec})
+	s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec})
 }
 
 // decode returns the item's version.
@@ -196,7 +219,7 @@ func (it versionItem) decode() Version {
 // putKey stores k, whose primary version is stored already.
 func (s *State) putKey(k *Key) {
 	rec := keyRecord(k)
-	it := keyItem{idp: prefix8(k.ID), account: k.Account, id: recordID(rec), rec: rec}
+	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: rec}
 	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
 		it.prim = p.rec
 	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {

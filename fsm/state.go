@@ -78,20 +78,23 @@ type accessKeyItem struct {
 	k  *AccessKey
 }
 
-// idLess orders two ids, by their prefix8 (ap, bp) while those differ.
-func idLess(ap uint64, a string, bp uint64, b string) bool {
-	if ap != bp {
-		return ap < bp
-	}
-	return a < b
-}
+// keyLess and versionLess order ids by their prefix8 while those differ
+// (no record read), then by the ids.
 func keyLess(a, b keyItem) bool {
 	if a.account != b.account { // equal accounts share one string (State.accountID): no load
 		return a.account < b.account
 	}
-	return idLess(a.idp, a.id, b.idp, b.id)
+	if a.idp != b.idp {
+		return a.idp < b.idp
+	}
+	return a.id() < b.id()
 }
-func versionLess(a, b versionItem) bool { return idLess(a.idp, a.id, b.idp, b.id) }
+func versionLess(a, b versionItem) bool {
+	if a.idp != b.idp {
+		return a.idp < b.idp
+	}
+	return a.id() < b.id()
+}
 func aliasLess(a, b aliasItem) bool {
 	if a.account != b.account {
 		return a.account < b.account
@@ -272,7 +275,7 @@ func (s *State) Keys(account, after string, fn func(*Key) bool) {
 		if it.account != account {
 			return false
 		}
-		if it.id == after {
+		if it.id() == after {
 			return true
 		}
 		return fn(it.key())
