@@ -1,6 +1,8 @@
 package crypto
 
 import (
+	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -17,13 +19,11 @@ const SealGrant = 1 << 20
 // outlive the key's eviction from the Keyring: forgetting them would let a
 // version run a grant ahead of its reservations again.
 type VersionKey struct {
-	key       atomic.Pointer[SoftwareKey] // nil once evicted
-	ref       atomic.Bool                 // used since the clock hand passed
-	slot      int                         // index in Keyring.loaded (Keyring.mu)
-	used      atomic.Uint64               // encryptions made by this process
-	reserved  atomic.Uint64               // grants confirmed for this process
-	pending   atomic.Bool                 // a reservation is in flight
-	exhausted atomic.Bool                 // the cluster refused more budget
+	slot      int32         // index in Keyring.loaded while unwrapped, else -1 (Keyring.mu)
+	used      atomic.Uint64 // encryptions made by this process
+	reserved  atomic.Uint64 // grants confirmed for this process
+	pending   atomic.Bool   // a reservation is in flight
+	exhausted atomic.Bool   // the cluster refused more budget
 }
 
 // TakeSeal counts one encryption. ok says whether the caller may encrypt
@@ -67,6 +67,9 @@ func (v *VersionKey) Exhausted() bool { return v.exhausted.Load() }
 // default: about 1 KiB each (AES round keys and GCM tables).
 const DefaultKeyringVersions = 100000
 
+// countsChunk is how many VersionKeys are allocated together.
+const countsChunk = 1024
+
 // Keyring caches the unwrapped software key versions a node uses, so the
 // fast path pays for unwrapping (and AES key expansion) once per version
 // while it stays in use, not once per request. It keeps at most max
@@ -74,17 +77,36 @@ const DefaultKeyringVersions = 100000
 // since the hand last passed gets a second chance), so a hit costs a read
 // lock and an atomic load — no list to reorder. A version starts without
 // its second chance, so one-off uses (a scan over many keys) do not push
-// out the versions in steady use. A version's seal counts stay after its
-// key is evicted (about 100 bytes per version used since the process
-// started): a caller may still hold the VersionKey it was given, so counts
-// are dropped only with the version (Forget, Clear).
+// out the versions in steady use.
+//
+// A version's seal counts stay after its key is evicted (about 60 bytes per
+// version used since the process started): a caller may still hold the
+// VersionKey it was given, so counts are dropped only with the version
+// (Forget, Clear), and their memory is never reused. With a million
+// versions in use they are most of the Keyring, so they hold no pointers
+// for the garbage collector to follow: VersionKeys live in arrays of
+// countsChunk, found through a map keyed by a 128-bit hash of the version
+// id (two seeded maphash sums; two ids colliding would share counts, which
+// happens with probability about n²/2¹²⁹). An unwrapped key is handed out
+// only for the id it was unwrapped for.
 type Keyring struct {
 	w      Wrapper
 	max    int
+	seeds  [2]maphash.Seed
 	mu     sync.RWMutex
-	m      map[string]*VersionKey // every version this process counts or holds
-	loaded []*VersionKey          // the versions holding their key
+	index  map[[2]uint64]int32        // every version this process counts or holds
+	counts []*[countsChunk]VersionKey // by index
+	n      int32                      // VersionKeys allocated
+	loaded []loadedKey                // the versions holding their key
 	hand   int
+}
+
+// loadedKey is an unwrapped version.
+type loadedKey struct {
+	id  string
+	v   *VersionKey
+	key *SoftwareKey
+	ref atomic.Bool // used since the clock hand passed
 }
 
 // NewKeyring returns an empty Keyring that unwraps material with w and
@@ -93,19 +115,43 @@ func NewKeyring(w Wrapper, maxVersions int) *Keyring {
 	if maxVersions <= 0 {
 		maxVersions = DefaultKeyringVersions
 	}
-	return &Keyring{w: w, max: maxVersions, m: make(map[string]*VersionKey)}
+	return &Keyring{w: w, max: maxVersions, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		index: make(map[[2]uint64]int32)}
+}
+
+func (k *Keyring) hash(versionID string) [2]uint64 {
+	return [2]uint64{maphash.String(k.seeds[0], versionID), maphash.String(k.seeds[1], versionID)}
+}
+
+// lookup returns the version's counts and, if it holds it, its key. Called
+// with k.mu held, for reading at least.
+func (k *Keyring) lookup(h [2]uint64, versionID string) (*VersionKey, *loadedKey) {
+	i, ok := k.index[h]
+	if !ok {
+		return nil, nil
+	}
+	v := &k.counts[i/countsChunk][i%countsChunk]
+	if v.slot < 0 {
+		return v, nil
+	}
+	if l := &k.loaded[v.slot]; l.id == versionID {
+		return v, l
+	}
+	return v, nil
 }
 
 // Software returns a software key version's counts and its key, unwrapping
 // wrapped (PurposeKeyMaterial, bound to versionID) if the Keyring does not
 // hold it. The key stays usable by the caller after an eviction.
 func (k *Keyring) Software(versionID string, wrapped []byte) (*VersionKey, KeyBackend, error) {
+	h := k.hash(versionID)
 	k.mu.RLock()
-	v := k.m[versionID]
+	v, l := k.lookup(h, versionID)
 	var sk *SoftwareKey
-	if v != nil {
-		if sk = v.key.Load(); sk != nil && !v.ref.Load() {
-			v.ref.Store(true) // under the read lock: the clock hand never races it
+	if l != nil {
+		sk = l.key
+		if !l.ref.Load() {
+			l.ref.Store(true) // under the read lock: the clock hand never races it
 		}
 	}
 	k.mu.RUnlock()
@@ -123,41 +169,63 @@ func (k *Keyring) Software(versionID string, wrapped []byte) (*VersionKey, KeyBa
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	v = k.m[versionID]
+	v, l = k.lookup(h, versionID)
+	if l != nil {
+		return v, l.key, nil
+	}
 	if v == nil {
-		v = &VersionKey{}
-		k.m[versionID] = v
+		v = k.newCounts(h)
 	}
-	if cur := v.key.Load(); cur != nil {
-		return v, cur, nil
+	if v.slot < 0 { // else another id's key sits there: the counts collided, the key does not
+		k.hold(strings.Clone(versionID), v, sk) // ref false: a version used once goes first
 	}
-	v.key.Store(sk) // ref stays false: a version used once goes first
-	k.hold(v)
 	return v, sk, nil
 }
 
-// hold adds v to the loaded versions, evicting one if the Keyring is full.
-// Called with k.mu held.
-func (k *Keyring) hold(v *VersionKey) {
+// newCounts allocates the counts of a version. Called with k.mu held.
+func (k *Keyring) newCounts(h [2]uint64) *VersionKey {
+	i := k.n
+	if int(i/countsChunk) == len(k.counts) {
+		k.counts = append(k.counts, new([countsChunk]VersionKey))
+	}
+	k.n++
+	k.index[h] = i
+	v := &k.counts[i/countsChunk][i%countsChunk]
+	v.slot = -1
+	return v
+}
+
+// hold adds a version's key to the loaded versions, evicting one if the
+// Keyring is full. Called with k.mu held.
+func (k *Keyring) hold(id string, v *VersionKey, key *SoftwareKey) {
 	if len(k.loaded) < k.max {
-		v.slot = len(k.loaded)
-		k.loaded = append(k.loaded, v)
+		k.loaded = append(k.loaded, loadedKey{})
+		k.put(int32(len(k.loaded)-1), id, v, key, false)
 		return
 	}
 	for { // ends within two turns: the first clears every ref
 		if k.hand >= len(k.loaded) {
 			k.hand = 0
 		}
-		c := k.loaded[k.hand]
+		c := &k.loaded[k.hand]
 		if c.ref.Swap(false) {
 			k.hand++
 			continue
 		}
-		c.key.Store(nil) // its counts stay in k.m
-		v.slot = k.hand
-		k.loaded[k.hand] = v
+		c.v.slot = -1 // its counts stay
+		k.put(int32(k.hand), id, v, key, false)
 		k.hand++
 		return
+	}
+}
+
+// put stores a version's key in slot i (nil v: empties it).
+func (k *Keyring) put(i int32, id string, v *VersionKey, key *SoftwareKey, ref bool) {
+	d := &k.loaded[i]
+	d.id, d.v, d.key = id, v, key
+	d.ref.Store(ref)
+	if v != nil {
+		v.slot = i
 	}
 }
 
@@ -167,16 +235,20 @@ func (k *Keyring) Forget(versionIDs ...string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, id := range versionIDs {
-		v := k.m[id]
+		h := k.hash(id)
+		v, l := k.lookup(h, id)
 		if v == nil {
 			continue
 		}
-		delete(k.m, id)
-		if v.key.Swap(nil) != nil {
-			last := k.loaded[len(k.loaded)-1]
-			k.loaded[v.slot], last.slot = last, v.slot
-			k.loaded[len(k.loaded)-1] = nil
-			k.loaded = k.loaded[:len(k.loaded)-1]
+		delete(k.index, h)
+		if l != nil {
+			s, last := v.slot, len(k.loaded)-1
+			if m := &k.loaded[last]; int(s) != last {
+				k.put(s, m.id, m.v, m.key, m.ref.Load())
+			}
+			k.put(int32(last), "", nil, nil, false)
+			k.loaded = k.loaded[:last]
+			v.slot = -1
 		}
 	}
 }
@@ -189,14 +261,16 @@ func (k *Keyring) Len() int {
 }
 
 // Clear drops every cached version (after the whole state was replaced by a
-// restore).
+// restore). Callers holding a VersionKey keep a valid one; it is no longer
+// the Keyring's.
 func (k *Keyring) Clear() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, v := range k.loaded {
-		v.key.Store(nil)
+	for i := range k.loaded {
+		k.loaded[i].v.slot = -1
+		k.put(int32(i), "", nil, nil, false)
 	}
-	clear(k.m)
-	clear(k.loaded)
+	clear(k.index)
+	k.counts, k.n = nil, 0
 	k.loaded, k.hand = k.loaded[:0], 0
 }

@@ -182,3 +182,36 @@ func TestForgottenVersionsAreDropped(t *testing.T) {
 		t.Fatal("Clear left versions")
 	}
 }
+
+// Every version keeps its own counts, at the same address, however many
+// versions the process has counted (they are allocated in chunks) — and a
+// Clear gives the versions after it fresh counts without touching the ones
+// callers still hold.
+func TestEveryVersionKeepsItsOwnCountsAcrossChunks(t *testing.T) {
+	n := 2*countsChunk + 5
+	k, _, wrapped := keyringVersions(t, 3, n)
+	first := map[string]*VersionKey{}
+	for i := range n {
+		id := fmt.Sprintf("v%d", i)
+		v, _, err := k.Software(id, wrapped[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range i % 3 {
+			v.TakeSeal()
+		}
+		first[id] = v
+	}
+	for i := range n {
+		id := fmt.Sprintf("v%d", i)
+		v, _, err := k.Software(id, wrapped[id])
+		if err != nil || v != first[id] || v.used.Load() != uint64(i%3) {
+			t.Fatalf("%s: counts %p (used %d), first %p, want used %d (%v)", id, v, v.used.Load(), first[id], i%3, err)
+		}
+	}
+	k.Clear()
+	v, _, err := k.Software("v2", wrapped["v2"])
+	if err != nil || v == first["v2"] || v.used.Load() != 0 || first["v2"].used.Load() != 2 {
+		t.Fatalf("after Clear: %p used %d; held %p used %d (%v)", v, v.used.Load(), first["v2"], first["v2"].used.Load(), err)
+	}
+}
