@@ -109,37 +109,106 @@ func (d *decoder) enum() string {
 	return ""
 }
 
-// keyRecord encodes k, all but its account (the item's) and its primary
-// version (a record of its own). PrimaryVersion costs one byte when it is
+// keyFormat says how a key is encoded: in a snapshot, every field spelled
+// out; or as a key store record, without its account (the item's), the
+// enumerations in a byte each, and the primary version in a byte when it is
 // the newest version, as CreateKey and RotateKey make it.
-func keyRecord(k *Key) string {
-	var e encoder
-	e.b = make([]byte, 0, 96+len(k.ID)*(1+len(k.Versions)))
+type keyFormat bool
+
+const (
+	snapshotKey keyFormat = false
+	recordKey   keyFormat = true
+)
+
+func (e *encoder) enumIn(f keyFormat, s string) {
+	if f == recordKey {
+		e.enum(s)
+	} else {
+		e.str(s)
+	}
+}
+
+func (d *decoder) enumIn(f keyFormat) string {
+	if f == recordKey {
+		return d.enum()
+	}
+	return intern(d.str())
+}
+
+// encode appends k in format f.
+func (k *Key) encode(e *encoder, f keyFormat) {
+	if f == snapshotKey {
+		e.str(k.Account)
+	}
 	e.str(k.ID)
 	e.str(k.Description)
-	e.enum(k.Spec)
-	e.enum(k.Usage)
-	e.enum(k.Origin)
-	e.enum(k.Protection)
-	e.enum(k.CreatorType)
+	for _, s := range [...]string{k.Spec, k.Usage, k.Origin, k.Protection, k.CreatorType} {
+		e.enumIn(f, s)
+	}
 	e.str(k.Product)
 	e.u8(uint8(k.State))
 	e.varint(k.Created)
 	e.varint(k.DeleteDate)
 	e.bool(k.DeletionProtection)
 	e.str(k.DeletionProtectionDescription)
-	e.uvarint(k.PrimarySeals)
-	e.strs(k.Versions)
-	if n := len(k.Versions); n > 0 && k.Versions[n-1] == k.PrimaryVersion {
+	if n := len(k.Versions); f == snapshotKey {
+		e.str(k.PrimaryVersion)
+	} else if n > 0 && k.Versions[n-1] == k.PrimaryVersion {
 		e.bool(false)
 	} else {
 		e.bool(true)
 		e.str(k.PrimaryVersion)
 	}
+	e.uvarint(k.PrimarySeals)
+	e.strs(k.Versions)
 	e.varint(k.LastRotation)
 	e.varint(k.RotationInterval)
-	encodeTags(&e, k.Tags)
+	encodeTags(e, k.Tags)
 	e.uvarint(k.Revision)
+}
+
+// decode sets k's fields, all but the primary version, from d in format f,
+// reusing k.Versions' array; a record's account is k.Account.
+func (k *Key) decode(d *decoder, f keyFormat) {
+	account, versions := k.Account, k.Versions[:0]
+	*k = Key{Account: account}
+	if f == snapshotKey {
+		k.Account = d.str()
+	}
+	k.ID, k.Description = d.str(), d.str()
+	k.Spec, k.Usage, k.Origin, k.Protection, k.CreatorType = d.enumIn(f), d.enumIn(f), d.enumIn(f), d.enumIn(f), d.enumIn(f)
+	k.Product = d.str()
+	k.State = KeyState(d.u8())
+	k.Created, k.DeleteDate = d.varint(), d.varint()
+	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
+	explicit := f == snapshotKey || d.bool()
+	if explicit {
+		k.PrimaryVersion = d.str()
+	}
+	k.PrimarySeals = d.uvarint()
+	n := d.length(1) // each id takes at least its length byte
+	for range n {
+		versions = append(versions, d.str())
+	}
+	if n > 0 {
+		k.Versions = versions
+		if last := versions[n-1]; !explicit || last == k.PrimaryVersion {
+			k.PrimaryVersion = last // one copy, as CreateKey and RotateKey make
+		}
+	}
+	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
+	k.Tags = decodeTags(d)
+	k.Revision = d.uvarint()
+	if !k.State.valid() && d.err == nil {
+		d.fail("key state")
+	}
+}
+
+// keyRecord encodes k as a key store record.
+func keyRecord(k *Key) string {
+	var e encoder
+	e.b = make([]byte, 0, 96+len(k.ID)*(1+len(k.Versions)))
+	k.encode(&e, recordKey)
 	return record(&e)
 }
 
@@ -158,31 +227,9 @@ func (it keyItem) key() *Key {
 // decodeInto sets k's fields from the item's record, all but the primary
 // version, reusing k.Versions' array.
 func (it keyItem) decodeInto(k *Key) {
-	versions := k.Versions[:0]
-	*k = Key{Account: it.account}
 	d := viewDecoder(it.rec)
-	k.ID, k.Description = d.str(), d.str()
-	k.Spec, k.Usage, k.Origin, k.Protection, k.CreatorType = d.enum(), d.enum(), d.enum(), d.enum(), d.enum()
-	k.Product = d.str()
-	k.State = KeyState(d.u8())
-	k.Created, k.DeleteDate = d.varint(), d.varint()
-	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
-	k.PrimarySeals = d.uvarint()
-	n := d.length(1)
-	for range n {
-		versions = append(versions, d.str())
-	}
-	if n > 0 {
-		k.Versions = versions
-	}
-	if d.bool() {
-		k.PrimaryVersion = d.str()
-	} else if n := len(k.Versions); n > 0 {
-		k.PrimaryVersion = k.Versions[n-1]
-	}
-	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
-	k.Tags = decodeTags(&d)
-	k.Revision = d.uvarint()
+	k.Account = it.account
+	k.decode(&d, recordKey)
 	if err := d.done("key record"); err != nil {
 		panic(err)
 	}

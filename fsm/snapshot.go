@@ -113,7 +113,10 @@ func (s *snapshot) write(w io.Writer) error {
 	})
 	sw.begin(st.keys.Len())
 	var k Key
-	st.keys.Ascend(func(it keyItem) bool { it.decodeInto(&k); return sw.record(k.encode) })
+	st.keys.Ascend(func(it keyItem) bool {
+		it.decodeInto(&k)
+		return sw.record(func(e *encoder) { k.encode(e, snapshotKey) })
+	})
 	sw.begin(st.versions.Len())
 	st.versions.Ascend(func(it versionItem) bool { // a version's record is its snapshot record
 		return sw.record(func(e *encoder) { e.b = append(e.b, it.rec...) })
@@ -172,47 +175,9 @@ func (s *snapshot) write(w io.Writer) error {
 	return err
 }
 
-func (k *Key) encode(e *encoder) {
-	e.str(k.Account)
-	e.str(k.ID)
-	e.str(k.Description)
-	e.str(k.Spec)
-	e.str(k.Usage)
-	e.str(k.Origin)
-	e.str(k.Protection)
-	e.str(k.CreatorType)
-	e.str(k.Product)
-	e.u8(uint8(k.State))
-	e.varint(k.Created)
-	e.varint(k.DeleteDate)
-	e.bool(k.DeletionProtection)
-	e.str(k.DeletionProtectionDescription)
-	e.str(k.PrimaryVersion)
-	e.uvarint(k.PrimarySeals)
-	e.strs(k.Versions)
-	e.varint(k.LastRotation)
-	e.varint(k.RotationInterval)
-	encodeTags(e, k.Tags)
-	e.uvarint(k.Revision)
-}
-
 func decodeKey(d *decoder) *Key {
-	k := &Key{Account: d.str(), ID: d.str(), Description: d.str()}
-	k.Spec, k.Usage, k.Origin, k.Protection = intern(d.str()), intern(d.str()), intern(d.str()), intern(d.str())
-	k.CreatorType, k.Product = intern(d.str()), d.str()
-	k.State = KeyState(d.u8())
-	k.Created, k.DeleteDate = d.varint(), d.varint()
-	k.DeletionProtection, k.DeletionProtectionDescription = d.bool(), d.str()
-	k.PrimaryVersion, k.PrimarySeals, k.Versions = d.str(), d.uvarint(), d.strs()
-	if n := len(k.Versions); n > 0 && k.Versions[n-1] == k.PrimaryVersion {
-		k.PrimaryVersion = k.Versions[n-1] // one copy, as CreateKey and RotateKey make
-	}
-	k.LastRotation, k.RotationInterval = d.varint(), d.varint()
-	k.Tags = decodeTags(d)
-	k.Revision = d.uvarint()
-	if !k.State.valid() && d.err == nil {
-		d.fail("key state")
-	}
+	k := new(Key)
+	k.decode(d, snapshotKey)
 	return k
 }
 
