@@ -11,9 +11,8 @@ import (
 // version (see VersionKey.TakeSeal).
 const SealGrant = 1 << 20
 
-// VersionKey is a key version as a node holds it: this node's share of the
-// version's encryption budget and, while the Keyring keeps it, the unwrapped
-// key. AES-GCM with random IVs allows 2^32 encryptions per key,
+// VersionKey is a key version's encryption budget as a node holds it: this
+// node's share, and where the Keyring keeps its unwrapped key. AES-GCM with random IVs allows 2^32 encryptions per key,
 // cluster-wide; nodes reserve budget in grants through Raft and count
 // locally, so the count costs one atomic add per encryption. The counts
 // outlive the key's eviction from the Keyring: forgetting them would let a
