@@ -254,6 +254,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 	// newest entries come from memory instead of a read(2) each.
 	cached, err := raft.NewLogCache(logCacheEntries, logs)
 	if err != nil {
+		transport.Close()
 		closeStores(logs, store)
 		return nil, err
 	}

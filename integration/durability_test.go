@@ -107,6 +107,9 @@ func kill9DuringWrites(t *testing.T, dir string, args ...string) {
 		c := k.client()
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
+		want := 200 * (round + 1)
+		reached := make(chan struct{}) // closed once want writes were answered
+		var once sync.Once
 		for range 16 {
 			wg.Add(1)
 			go func() {
@@ -123,20 +126,16 @@ func kill9DuringWrites(t *testing.T, dir string, args ...string) {
 					}
 					mu.Lock()
 					acked = append(acked, m.KeyID)
+					if len(acked) >= want {
+						once.Do(func() { close(reached) })
+					}
 					mu.Unlock()
 				}
 			}()
 		}
-		want := 200 * (round + 1)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			mu.Lock()
-			n := len(acked)
-			mu.Unlock()
-			if n >= want || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond) // polling the counter, not synchronising
+		select {
+		case <-reached:
+		case <-time.After(30 * time.Second):
 		}
 		k.kill() // mid-append: 16 writers are in flight
 		close(stop)
