@@ -150,6 +150,7 @@ var errorTable = []struct {
 	{cluster.ErrUncertain, wireError{503, "ServiceUnavailableTemporary", "Leadership changed during the write; it may or may not have applied.", "Read the resource before retrying.", false}},
 	{ErrSealBudget, wireError{503, "ServiceUnavailableTemporary", "The node is reserving more encryptions with this key version; retry.", "Retry with backoff.", true}},
 	{ErrTrailUnavailable, wireError{503, "ServiceUnavailableTemporary", "The request's audit record could not be committed, so the request was not served.", "Retry with backoff.", true}},
+	{ErrTrailBehind, wireError{503, "ServiceUnavailableTemporary", "Trail records this node wrote have not reached the replicated trail yet, so the answer would miss them.", "Retry with backoff; operators: see the node's log.", true}},
 	{ErrPolicyUnavailable, wireError{503, "ServiceUnavailableTemporary", "This node cannot load the cluster's policies; it refuses requests rather than decide them wrongly.", "Call another node; operators: see the node's log.", true}},
 	{ErrRestore, wireError{503, "ServiceUnavailableTemporary", "The restore did not complete; the cluster keeps its previous state or the restored one, not a mix.", "Check kmsctl cluster status and retry.", false}},
 	{replay.ErrFull, wireError{503, "ServiceUnavailableTemporary", "The node is too busy to track request nonces; retry.", "Retry with backoff.", true}},

@@ -141,6 +141,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(st.ForwardedWrites))
 }
 
+// watchJournal exports how many journaled records wait to be shipped.
+func (m *metrics) watchJournal(backlog func() uint64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raftkms_trail_journal_backlog", Help: "Trail records in this node's journal not yet shipped into the replicated trail.",
+	}, func() float64 { return float64(backlog()) }))
+}
+
 // trailBatch records one batch commit of n trail records.
 func (m *metrics) trailBatch(n int, took time.Duration, err error) {
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/raftkms/raftkms/crypto"
 	"github.com/raftkms/raftkms/fsm"
 	"github.com/raftkms/raftkms/policy"
+	"github.com/raftkms/raftkms/trail"
 )
 
 // Proposer commits a state change (an fsm.Encode'd command) and returns
@@ -35,6 +36,8 @@ type Proposer interface {
 // implements it.
 type StateReader interface {
 	State() *fsm.State
+	// WaitIndex waits until the state has applied Raft index i.
+	WaitIndex(ctx context.Context, i uint64) error
 }
 
 // Authorizer decides a request, building the full policy input only when
@@ -53,6 +56,8 @@ type Authorizer interface {
 type Node interface {
 	Ready() bool
 	WaitReady(ctx context.Context) error
+	// Solo reports whether this node is the only voter of its cluster.
+	Solo() bool
 	Status() cluster.Status
 	Members() ([]cluster.Member, error)
 	RemoveNode(id string) error
@@ -144,6 +149,10 @@ type Deps struct {
 	Wrapper    crypto.Wrapper // root key: wraps new key material, unwraps AccessKey secrets
 	Keyring    *crypto.Keyring
 	Trail      TrailReader // this node's archived trail
+	// Journal, if set, is where requests' records wait to be shipped into
+	// the replicated trail (TrailConfig.Commit); nil: they are committed
+	// through Raft before their requests are answered.
+	Journal *trail.Journal
 }
 
 // Server serves the KMS API.
@@ -179,6 +188,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, replay: rf, nonceKey: nk,
 		secrets: newSecretCache(deps.Wrapper, deps.State), metrics: newMetrics(deps.Node)}
 	s.recorder = newRecorder(s, cfg.Trail)
+	if deps.Journal != nil {
+		s.metrics.watchJournal(s.recorder.backlog)
+	}
 	s.reserver = newSealReserver(s)
 	s.http = &fasthttp.Server{
 		Handler:                       s.Handle,

@@ -40,7 +40,9 @@ type testNode struct {
 	cli      *client.Client
 }
 
-func startTestNode(t testing.TB) *testNode {
+// startTestNode starts a single-node cluster and its API server; opts
+// change the server's configuration and dependencies before it starts.
+func startTestNode(t testing.TB, opts ...func(*Config, *Deps)) *testNode {
 	t.Helper()
 	dir := t.TempDir()
 	root, err := crypto.NewRootKey(bytes.Repeat([]byte{42}, 32))
@@ -68,8 +70,13 @@ func startTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.srv, err = New(Config{Clock: tn.clock.Now, SpoolDir: dir, NodeID: "n1"}, Deps{State: tn.fsm, Snapshots: tn.fsm, Proposer: tn.node, Node: tn.node,
-		Authorizer: engine, Wrapper: root, Keyring: keyring, Trail: tn.archiver})
+	cfg := Config{Clock: tn.clock.Now, SpoolDir: dir, NodeID: "n1"}
+	deps := Deps{State: tn.fsm, Snapshots: tn.fsm, Proposer: tn.node, Node: tn.node,
+		Authorizer: engine, Wrapper: root, Keyring: keyring, Trail: tn.archiver}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	tn.srv, err = New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,10 @@ import (
 // committed: nothing is served unrecorded.
 var ErrTrailUnavailable = errors.New("api: the request's trail record could not be committed")
 
+// ErrTrailBehind answers a trail query on a node whose journaled records
+// did not reach the replicated trail in time: the answer would miss them.
+var ErrTrailBehind = errors.New("api: this node's trail records have not reached the trail yet")
+
 // TrailConfig configures the trail: what the state keeps, and how records
 // are batched into Raft entries.
 type TrailConfig struct {
@@ -39,7 +43,33 @@ type TrailConfig struct {
 	// way to their records, before it commits what is queued; default
 	// 300µs, negative: never (recorder.linger).
 	Linger time.Duration
+	// Commit says what a request's record must reach before the request is
+	// answered (docs/TRAIL.md); default CommitAuto.
+	Commit TrailCommit
 }
+
+// TrailCommit says what a request's record must reach before the request
+// is answered.
+type TrailCommit string
+
+// The choices of TrailConfig.Commit.
+const (
+	// CommitQuorum: the replicated trail — a Raft commit through the
+	// leader, on a quorum of the nodes' disks.
+	CommitQuorum TrailCommit = "quorum"
+	// CommitJournal: this node's journal (Deps.Journal); the records are
+	// shipped into the replicated trail right after, so no request waits
+	// for another node.
+	CommitJournal TrailCommit = "journal"
+	// CommitAuto: quorum while this node is the only voter (the commit is
+	// then its own disk write), journal when there are others.
+	CommitAuto TrailCommit = "auto"
+)
+
+// maxShipBacklog bounds the records a node has journaled and not yet
+// shipped: beyond it the node refuses requests (it cannot reach the
+// leader, or the trail does not keep up) rather than let them pile up.
+const maxShipBacklog = 64 << 20
 
 func (c *TrailConfig) setDefaults() {
 	if c.Retention.MaxRecords == 0 {
@@ -59,6 +89,9 @@ func (c *TrailConfig) setDefaults() {
 	}
 	if c.Linger == 0 {
 		c.Linger = 300 * time.Microsecond
+	}
+	if c.Commit == "" {
+		c.Commit = CommitAuto
 	}
 }
 
@@ -98,10 +131,47 @@ type recorder struct {
 	full   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
+
+	// The journal (nil: every record is committed through Raft) and the
+	// shipping of what it holds into the replicated trail.
+	journal *trail.Journal
+	jmu     sync.Mutex // keeps the shipping queue in journal order
+	shipMu  sync.Mutex
+	ship    []trail.JournalBatch // journaled, not yet shipped; oldest first
+	shipped shipProgress
+	// shippedCh is closed (and replaced) whenever a batch ships.
+	shippedCh chan struct{}
+	shipWork  chan struct{}
+	shipKick  chan struct{} // a query waits: retry now, not after the backoff
+	shipStop  chan struct{} // closed once the flushers are done: ship what is left, stop
+	shipDone  chan struct{}
+}
+
+// shipProgress counts the journal's records: queued to ship and shipped
+// since start, their bytes waiting, and the Raft index of the last shipment.
+type shipProgress struct {
+	queued, done uint64
+	bytes        int
+	index        uint64
 }
 
 func newRecorder(s *Server, cfg TrailConfig) *recorder {
 	r := &recorder{s: s, cfg: cfg, work: make(chan struct{}, 1), full: make(chan struct{}, 1), stop: make(chan struct{})}
+	if j := s.deps.Journal; j != nil {
+		r.journal, r.shippedCh = j, make(chan struct{})
+		r.shipWork, r.shipKick = make(chan struct{}, 1), make(chan struct{}, 1)
+		r.shipStop, r.shipDone = make(chan struct{}), make(chan struct{})
+		for _, b := range j.Recovered() {
+			r.enqueue(b)
+		}
+		if n := r.shipped.queued; n > 0 {
+			s.log.Info("shipping the trail records an earlier run left in the journal", "records", n)
+		}
+		if cut := j.Cut(); cut > 0 {
+			s.log.Warn("the trail journal ended in a torn or damaged frame (a crash mid-write); it was left out", "bytes", cut)
+		}
+		go r.shipper()
+	}
 	for range cfg.Flushers {
 		r.wg.Add(1)
 		go r.flusher()
@@ -206,7 +276,12 @@ func (r *recorder) flusher() {
 			for _, p := range batch {
 				events = append(events, p.event)
 			}
-			err := r.commit(events)
+			var err error
+			if r.journaling() {
+				err = r.write(events)
+			} else {
+				err = r.commit(events)
+			}
 			for _, p := range batch {
 				p.done <- err
 			}
@@ -258,6 +333,222 @@ func (r *recorder) commit(events [][]byte) error {
 	return nil
 }
 
+// journaling reports whether records go to the journal (cfg.Commit).
+func (r *recorder) journaling() bool {
+	switch {
+	case r.journal == nil || r.cfg.Commit == CommitQuorum:
+		return false
+	case r.cfg.Commit == CommitJournal:
+		return true
+	}
+	return !r.s.deps.Node.Solo()
+}
+
+// write writes events to the journal and queues them to ship.
+func (r *recorder) write(events [][]byte) error {
+	r.jmu.Lock()
+	defer r.jmu.Unlock()
+	r.shipMu.Lock()
+	backlog := r.shipped.bytes
+	r.shipMu.Unlock()
+	if backlog > maxShipBacklog {
+		r.s.log.Warn("trail records are not reaching the replicated trail; requests are refused", "waiting_bytes", backlog)
+		return ErrTrailUnavailable
+	}
+	first, err := r.journal.Append(events)
+	if err != nil {
+		r.s.log.Warn("trail records could not be written to the journal; their requests are refused", "records", len(events), "err", err)
+		return ErrTrailUnavailable
+	}
+	// A copy: the events are the requests' pooled buffers.
+	n := 0
+	for _, ev := range events {
+		n += len(ev)
+	}
+	buf := make([]byte, 0, n)
+	b := trail.JournalBatch{ID: r.journal.ID(), First: first, Events: make([][]byte, len(events))}
+	for i, ev := range events {
+		buf = append(buf, ev...)
+		b.Events[i] = buf[len(buf)-len(ev):]
+	}
+	r.enqueue(b)
+	return nil
+}
+
+func (r *recorder) enqueue(b trail.JournalBatch) {
+	r.shipMu.Lock()
+	r.ship = append(r.ship, b)
+	r.shipped.queued += uint64(len(b.Events))
+	for _, ev := range b.Events {
+		r.shipped.bytes += len(ev)
+	}
+	r.shipMu.Unlock()
+	select {
+	case r.shipWork <- struct{}{}:
+	default:
+	}
+}
+
+// shipper ships the journal's records into the replicated trail, one
+// TrailShip entry at a time, oldest first; a shipment that fails is tried
+// again (the state machine applies each record once). At close it ships
+// what it can within the write timeout; the rest waits in the journal.
+func (r *recorder) shipper() {
+	defer close(r.shipDone)
+	var backoff time.Duration
+	var failing bool
+	for {
+		select {
+		case <-r.shipWork:
+		case <-r.shipStop:
+			r.drain()
+			return
+		}
+		for {
+			b, n, ok := r.nextShipment()
+			if !ok {
+				break
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.WriteTimeout)
+			err := r.shipBatch(ctx, b, n)
+			cancel()
+			if err == nil {
+				if failing {
+					r.s.log.Info("trail records reach the replicated trail again")
+				}
+				backoff, failing = 0, false
+				continue
+			}
+			if !failing {
+				r.s.log.Warn("trail records could not be shipped; retrying", "records", len(b.Events), "err", err)
+			}
+			failing, backoff = true, min(max(2*backoff, 20*time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-r.shipKick:
+				t.Stop()
+			case <-r.shipStop:
+				t.Stop()
+				r.drain()
+				return
+			}
+		}
+	}
+}
+
+// drain ships what is queued, for at most the write timeout.
+func (r *recorder) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.WriteTimeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		b, n, ok := r.nextShipment()
+		if !ok {
+			return
+		}
+		if err := r.shipBatch(ctx, b, n); err != nil {
+			r.s.log.Warn("trail records left in the journal; they are shipped after the next start", "err", err)
+			return
+		}
+	}
+}
+
+// nextShipment returns the oldest queued records of one journal, in
+// number order, as one batch of at most one entry's worth, and how many
+// queued batches it covers.
+func (r *recorder) nextShipment() (trail.JournalBatch, int, bool) {
+	r.shipMu.Lock()
+	defer r.shipMu.Unlock()
+	if len(r.ship) == 0 {
+		return trail.JournalBatch{}, 0, false
+	}
+	out := trail.JournalBatch{ID: r.ship[0].ID, First: r.ship[0].First}
+	size, n := 0, 0
+	for _, b := range r.ship {
+		next := out.First + uint64(len(out.Events))
+		bs := 0
+		for _, ev := range b.Events {
+			bs += len(ev)
+		}
+		if n > 0 && (b.ID != out.ID || b.First != next || len(out.Events)+len(b.Events) > r.cfg.BatchRecords || size+bs > r.cfg.BatchBytes) {
+			break
+		}
+		out.Events = append(out.Events, b.Events...)
+		size += bs
+		n++
+	}
+	return out, n, true
+}
+
+// shipBatch commits one shipment, then drops its n queued batches and the
+// journal files it empties.
+func (r *recorder) shipBatch(ctx context.Context, b trail.JournalBatch, n int) error {
+	cmd := fsm.Encode(fsm.Header{}, &fsm.TrailShip{Retention: r.cfg.Retention, Journal: b.ID, First: b.First, Events: b.Events})
+	start := time.Now()
+	res, err := r.s.deps.Proposer.Commit(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if res.Err != nil { // never for a well-formed shipment; retrying would not help
+		r.s.log.Error("the state machine refused a shipment of trail records; they are left out", "records", len(b.Events), "err", res.Err)
+	} else {
+		r.s.metrics.trailBatch(len(b.Events), time.Since(start), nil)
+	}
+	r.shipMu.Lock()
+	for _, q := range r.ship[:n] {
+		for _, ev := range q.Events {
+			r.shipped.bytes -= len(ev)
+		}
+	}
+	clear(r.ship[:n])
+	r.ship = r.ship[n:]
+	r.shipped.done += uint64(len(b.Events))
+	r.shipped.index = max(r.shipped.index, res.Index)
+	close(r.shippedCh)
+	r.shippedCh = make(chan struct{})
+	r.shipMu.Unlock()
+	if err := r.journal.Shipped(b.ID, b.First+uint64(len(b.Events))-1); err != nil {
+		r.s.log.Warn("a shipped trail journal file could not be removed", "err", err)
+	}
+	return nil
+}
+
+// settle waits until the records this node journaled before the call are
+// in its replica of the trail, so that a client finds its own requests'
+// records in LookupEvents and ExportTrail on the node that served them.
+func (r *recorder) settle(ctx context.Context) error {
+	if r.journal == nil {
+		return nil
+	}
+	r.shipMu.Lock()
+	want := r.shipped.queued
+	r.shipMu.Unlock()
+	select {
+	case r.shipKick <- struct{}{}:
+	default:
+	}
+	for {
+		r.shipMu.Lock()
+		done, index, ch := r.shipped.done >= want, r.shipped.index, r.shippedCh
+		r.shipMu.Unlock()
+		if done {
+			return r.s.deps.State.WaitIndex(ctx, index)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// backlog returns how many journaled records wait to be shipped.
+func (r *recorder) backlog() uint64 {
+	r.shipMu.Lock()
+	defer r.shipMu.Unlock()
+	return r.shipped.queued - r.shipped.done
+}
+
 // fail answers everything queued with err.
 func (r *recorder) fail(err error) {
 	r.mu.Lock()
@@ -275,6 +566,10 @@ func (r *recorder) close() {
 	r.mu.Unlock()
 	close(r.stop)
 	r.wg.Wait()
+	if r.journal != nil {
+		close(r.shipStop)
+		<-r.shipDone
+	}
 }
 
 // recordCall commits the record of a request that has not been recorded

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -104,6 +105,9 @@ func (s *Server) lookupEvents(c *call) (any, error) {
 	if err := s.authorize(c, "trail:LookupEvents", nil); err != nil {
 		return nil, err
 	}
+	if err := s.settleTrail(); err != nil {
+		return nil, err
+	}
 
 	out := struct {
 		reply
@@ -193,6 +197,17 @@ func saturatingAdd(a, b int64) int64 {
 	return a + b
 }
 
+// settleTrail waits, for at most the write timeout, until the records this
+// node journaled so far are in the trail it reads.
+func (s *Server) settleTrail() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.recorder.settle(ctx); err != nil {
+		return ErrTrailBehind
+	}
+	return nil
+}
+
 // exportTrail streams the whole trail this node holds (or from StartSeq)
 // as JSON lines, one record a line with its hash fields, up to the newest
 // record when the export starts; the x-raftkms-trail-last header names
@@ -203,6 +218,9 @@ func (s *Server) exportTrail(c *call) (any, error) {
 		return nil, err
 	}
 	if err := s.authorize(c, "cluster:ExportTrail", nil); err != nil {
+		return nil, err
+	}
+	if err := s.settleTrail(); err != nil {
 		return nil, err
 	}
 	st := s.deps.State.State()

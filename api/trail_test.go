@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +148,81 @@ func TestOneClientAtATimeIsNotHeldForABatch(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("200 calls one after another took %v", d)
+	}
+}
+
+// stallingProposer refuses trail commits while stalled, as a node cut off
+// from its leader would see them fail.
+type stallingProposer struct {
+	Proposer
+	stalled atomic.Bool
+}
+
+func (p *stallingProposer) Commit(ctx context.Context, cmd []byte) (fsm.Result, error) {
+	if p.stalled.Load() {
+		return fsm.Result{}, cluster.ErrNotLeader
+	}
+	return p.Proposer.Commit(ctx, cmd)
+}
+
+func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
+	dir := t.TempDir()
+	tn := startTestNode(t, func(c *Config, d *Deps) {
+		j, err := trail.OpenJournal(dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Trail.Commit, c.WriteTimeout, d.Journal = CommitJournal, time.Second, j
+	})
+	id := tn.createKey(t)
+	before := len(tn.records(t))
+	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
+	sp.stalled.Store(true)
+	tn.srv.deps.Proposer = sp
+	ctx := context.Background()
+	var reqs []string
+	for range 3 {
+		body, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id})
+		if err != nil {
+			t.Fatalf("a journaled request waited for the trail: %v", err)
+		}
+		var r struct{ RequestId string }
+		json.Unmarshal(body, &r)
+		reqs = append(reqs, r.RequestId)
+	}
+	if n := len(tn.records(t)); n != before || tn.srv.recorder.backlog() != 3 {
+		t.Fatalf("%d new records in the trail, %d waiting, while the trail refuses commits", n-before, tn.srv.recorder.backlog())
+	}
+	// A trail query on this node would miss them: it says so.
+	_, err := tn.cli.CallVersion(ctx, OwnVersion, "LookupEvents", map[string]string{"KeyId": id})
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 503 {
+		t.Fatalf("LookupEvents while the records wait: %v", err)
+	}
+	sp.stalled.Store(false)
+	body, err := tn.cli.CallVersion(ctx, OwnVersion, "LookupEvents", map[string]string{"KeyId": id, "EventName": "GenerateDataKey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		if !bytes.Contains(body, []byte(r)) {
+			t.Fatalf("request %s has no record once the trail took commits again", r)
+		}
+	}
+	seen := map[string]int{}
+	for _, r := range tn.records(t) {
+		seen[r.RequestID]++
+	}
+	for _, r := range reqs {
+		if seen[r] != 1 {
+			t.Fatalf("request %s has %d records", r, seen[r])
+		}
+	}
+	// The lookups' own records ship too; then the journal is empty.
+	if err := tn.srv.recorder.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "*")); len(names) != 0 || tn.srv.recorder.backlog() != 0 {
+		t.Fatalf("journal files %v, %d records waiting after everything shipped", names, tn.srv.recorder.backlog())
 	}
 }

@@ -34,6 +34,21 @@ func (n *Node) Members() ([]Member, error) {
 	return out, nil
 }
 
+// Solo reports whether this node is the only voter of its cluster: then
+// committing an entry needs no other node.
+func (n *Node) Solo() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
+			return false
+		}
+	}
+	return true
+}
+
 func (n *Node) isMember(id string) bool {
 	ms, err := n.Members()
 	if err != nil {

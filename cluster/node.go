@@ -353,8 +353,10 @@ func (n *Node) propose(ctx context.Context, cmd []byte, fenced bool) (fsm.Result
 			err error
 		)
 		if n.isLeader() {
-			r, _, err = n.proposeLocal(ctx, cmd, fenced)
+			var index uint64
+			r, index, err = n.proposeLocal(ctx, cmd, fenced)
 			if err == nil {
+				r.Index = index
 				return r, nil
 			}
 		} else {
@@ -362,7 +364,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte, fenced bool) (fsm.Result
 			reply, err = n.forward(ctx, cmd, fenced)
 			if err == nil {
 				if !fenced {
-					return fsm.Result{Err: fsm.CodeError(reply.Code)}, nil
+					return fsm.Result{Err: fsm.CodeError(reply.Code), Index: reply.Index}, nil
 				}
 				if err := n.fsm.WaitIndex(ctx, reply.Index); err != nil {
 					return fsm.Result{}, ErrTimeout
@@ -467,7 +469,7 @@ func (n *Node) handleForward(a ForwardArgs, reply *ForwardReply) error {
 // result rebuilds a forwarded command's result from this node's state,
 // which has applied it.
 func (n *Node) result(reply ForwardReply) fsm.Result {
-	r := fsm.Result{Err: fsm.CodeError(reply.Code), Codes: reply.Codes}
+	r := fsm.Result{Err: fsm.CodeError(reply.Code), Codes: reply.Codes, Index: reply.Index}
 	st := n.fsm.State()
 	if reply.KeyID != "" {
 		r.Key, _ = st.Key(reply.KeyAccount, reply.KeyID)

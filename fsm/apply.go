@@ -136,7 +136,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 					l.Index, l.Term, typeByte(l.Data), err))
 			}
 			out[i] = t.run(h, c)
-			if _, records := c.(*TrailAppend); !records {
+			switch c.(type) {
+			case *TrailAppend, *TrailShip: // records change nothing a read depends on
+			default:
 				f.w.changeIndex = l.Index
 			}
 		}

@@ -41,6 +41,7 @@ func sampleCommands() []Command {
 		&DeleteRegoModule{Name: "m"},
 		&CreateServiceKey{Account: "1", Product: "ecs", KeyID: "key-s", VersionID: "vs", Material: []byte{6}},
 		&TrailAppend{Retention: Retention{MaxRecords: 100, MaxAge: 3600e9}, Events: [][]byte{{1, 2}, {3}}},
+		&TrailShip{Retention: Retention{MaxRecords: 100}, Journal: [16]byte{9, 8}, First: 7, Events: [][]byte{{1, 2}, {3}}},
 		&Audited{Retention: Retention{MaxRecords: 5}, Event: []byte{7}, Cmd: &CreateUser{Account: "1", Name: "bob"}},
 		&ReserveSealsBatch{Items: []ReserveSeals{{Account: "1", KeyID: "key-x", VersionID: "v", Count: 1 << 20}, {Account: "2", KeyID: "k", VersionID: "w", Count: 5}}},
 	}

@@ -73,6 +73,9 @@ type Result struct {
 	Key     *Key     // the key a key command created or changed
 	Account *Account // the account CreateAccount created
 	Codes   []uint16 // ReserveSealsBatch: each item's ErrorCode
+	// Index is the Raft index of the entry, set by cluster.Node for the
+	// commands it commits.
+	Index uint64
 }
 
 // Encode returns the log entry for a command.

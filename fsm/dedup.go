@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"bytes"
+	"slices"
 	"sort"
 	"time"
 )
@@ -41,6 +43,14 @@ type dedup struct {
 	// collector scans all of it, after its entries are deleted.
 	peak   int
 	nonces map[int64]map[uint64]struct{}
+	// journals holds, for each node journal shipped from (TrailShip), the
+	// number of its last event applied and when it was last shipped from.
+	journals map[[16]byte]journalMark
+}
+
+type journalMark struct {
+	last uint64
+	time int64
 }
 
 // minShrink is the size below which dedup's map and order are never
@@ -49,7 +59,8 @@ type dedup struct {
 const minShrink = 4096
 
 func newDedup() dedup {
-	return dedup{reqs: make(map[[16]byte]reqEntry), nonces: make(map[int64]map[uint64]struct{})}
+	return dedup{reqs: make(map[[16]byte]reqEntry), nonces: make(map[int64]map[uint64]struct{}),
+		journals: make(map[[16]byte]journalMark)}
 }
 
 func (d *dedup) expire(now int64) {
@@ -129,6 +140,17 @@ func (d *dedup) markRecorded(id [16]byte, now int64) {
 	d.reqs[id] = e
 }
 
+// shipped notes that journal id's events up to number last are applied,
+// and forgets journals not shipped from for JournalKeep.
+func (d *dedup) shipped(id [16]byte, last uint64, now int64) {
+	d.journals[id] = journalMark{last: last, time: now}
+	for k, m := range d.journals {
+		if m.time < now-int64(JournalKeep) {
+			delete(d.journals, k)
+		}
+	}
+}
+
 // checkNonce records a nonce fingerprint and fails if it was recorded
 // before, or if its minute is outside the window at time now.
 func (d *dedup) checkNonce(fp uint64, minute, now int64) error {
@@ -175,6 +197,31 @@ func (d *dedup) encode(e *encoder) {
 		for _, fp := range fps {
 			e.u64(fp)
 		}
+	}
+}
+
+// encodeJournals writes the journal marks, by id (a section of its own:
+// snapshots of format version 2 have none).
+func (d *dedup) encodeJournals(e *encoder) {
+	ids := make([][16]byte, 0, len(d.journals))
+	for id := range d.journals {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e.b = append(e.b, id[:]...)
+		e.uvarint(d.journals[id].last)
+		e.varint(d.journals[id].time)
+	}
+}
+
+func (d *dedup) decodeJournals(dc *decoder) {
+	n := dc.length(16 + 2)
+	for range n {
+		var id [16]byte
+		copy(id[:], dc.fixed(16))
+		d.journals[id] = journalMark{last: dc.uvarint(), time: dc.varint()}
 	}
 }
 

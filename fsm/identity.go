@@ -62,6 +62,8 @@ func identityCommand(t CmdType) Command {
 		return &CreateServiceKey{}
 	case CmdTrailAppend:
 		return &TrailAppend{}
+	case CmdTrailShip:
+		return &TrailShip{}
 	case CmdAudited:
 		return &Audited{}
 	case CmdReserveSealsBatch:

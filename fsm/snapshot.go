@@ -15,19 +15,20 @@ import (
 	"github.com/raftkms/raftkms/trail"
 )
 
-// Snapshot format (version 2):
+// Snapshot format (version 3):
 //
 //	"RKMSSNAP" ‖ version byte ‖ sections ‖ SHA-256 of everything before it
 //
 // The sections are meta, accounts, access keys, keys, versions, aliases,
 // users, service principals, user policies, Rego modules, the trail head,
-// the trail window and dedup, in that order. Each holds a uvarint count, then that many records,
+// the trail window, dedup and the journal marks (TrailShip; not in version 2, which Restore
+// still reads), in that order. Each holds a uvarint count, then that many records,
 // each a uvarint length and the record. Records are written in key order,
 // so equal states give equal bytes (the determinism test compares them).
 // Secrets inside are only ever root-key-wrapped, as in the log.
 const (
 	snapshotMagic   = "RKMSSNAP"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 // ErrSnapshot is returned (wrapped) by Restore for a damaged or foreign snapshot.
@@ -39,15 +40,16 @@ var ErrSnapshot = errors.New("fsm: invalid snapshot")
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := encoder{}
+	e, j := encoder{}, encoder{}
 	f.dd.encode(&e)
-	return &snapshot{st: f.cur.Load(), dedup: e.b, beforePersist: f.cfg.BeforePersist}, nil
+	f.dd.encodeJournals(&j)
+	return &snapshot{st: f.cur.Load(), dedup: e.b, journals: j.b, beforePersist: f.cfg.BeforePersist}, nil
 }
 
 type snapshot struct {
-	st            *State
-	dedup         []byte
-	beforePersist func() error
+	st              *State
+	dedup, journals []byte
+	beforePersist   func() error
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -165,6 +167,7 @@ func (s *snapshot) write(w io.Writer) error {
 		return sw.record(func(e *encoder) { e.bytes(s.Content); e.b = append(e.b, s.Hash[:]...) })
 	})
 	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
+	sw.section(1, func(e *encoder) { e.b = append(e.b, s.journals...) })
 	if sw.err != nil {
 		return sw.err
 	}
@@ -306,8 +309,9 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	if _, err := io.ReadFull(sr, head); err != nil || string(head[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, dedup{}, fmt.Errorf("%w: not a raftkms snapshot", ErrSnapshot)
 	}
-	if head[len(snapshotMagic)] != snapshotVersion {
-		return nil, dedup{}, fmt.Errorf("%w: unknown version %d", ErrSnapshot, head[len(snapshotMagic)])
+	version := head[len(snapshotMagic)]
+	if version != snapshotVersion && version != 2 {
+		return nil, dedup{}, fmt.Errorf("%w: unknown version %d", ErrSnapshot, version)
 	}
 	st := newState()
 	dd := newDedup()
@@ -378,6 +382,9 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 		}
 	})
 	sr.records("dedup", func(d *decoder) { dd.decode(d) })
+	if version >= 3 {
+		sr.records("journal marks", func(d *decoder) { dd.decodeJournals(d) })
+	}
 	if sr.err != nil {
 		return nil, dedup{}, sr.err
 	}

@@ -77,8 +77,12 @@ func goldenLog(t testing.TB) *harness {
 		testEvent("Decrypt", "00000000-0000-4000-8000-000000000002", h.now)}})
 	h.mustApply(&Audited{Retention: ret, Event: testEvent("CreateUser", "00000000-0000-4000-8000-000000000003", h.now),
 		Cmd: &CreateUser{Account: acct, Name: "bob"}})
+	h.mustApply(&TrailShip{Retention: ret, Journal: goldenJournal, First: 1, Events: [][]byte{
+		testEvent("Encrypt", "00000000-0000-4000-8000-000000000004", h.now)}})
 	return h
 }
+
+var goldenJournal = [16]byte{0x6a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 
 // testEvent is the encoding of a trail event of a request.
 func testEvent(action, requestID string, at int64) []byte {
@@ -123,6 +127,25 @@ func TestGoldenSnapshot(t *testing.T) {
 	st.PrincipalAccessKeys(acct, PrincipalUser, "alice", func(ak *AccessKey) bool { aks = append(aks, ak); return true })
 	if len(aks) != 1 || aks[0].LastUsed == 0 || st.PolicyVersion() == 0 {
 		t.Fatalf("restored alice's keys %+v, policy version %d", aks, st.PolicyVersion())
+	}
+}
+
+// TestRestoresFormatVersion2 keeps snapshots taken before journal marks
+// (format version 2) readable: they restore with none.
+func TestRestoresFormatVersion2(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := restore(t, old)
+	if k, err := f.State().ResolveKey(acct, "alias/orders"); err != nil || k.Description != "orders" {
+		t.Fatalf("restored key = %+v, %v", k, err)
+	}
+	if len(f.dd.journals) != 0 {
+		t.Fatalf("journal marks = %v", f.dd.journals)
+	}
+	if b := snapshotBytes(t, f); b[len(snapshotMagic)] != snapshotVersion {
+		t.Fatalf("a restored state snapshots as version %d", b[len(snapshotMagic)])
 	}
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,6 +16,7 @@ const (
 	CmdAudited     CmdType = 31
 	// CmdReserveSealsBatch is in commands.go, beside ReserveSeals.
 	CmdReserveSealsBatch CmdType = 32
+	CmdTrailShip         CmdType = 33
 )
 
 // Retention bounds the trail the state keeps (the window): records beyond
@@ -41,25 +43,36 @@ type TrailAppend struct {
 func (*TrailAppend) Type() CmdType { return CmdTrailAppend }
 func (c *TrailAppend) encodeBody(e *encoder) {
 	c.Retention.encode(e)
-	e.uvarint(uint64(len(c.Events)))
-	for _, ev := range c.Events {
+	encodeEvents(e, c.Events)
+}
+func (c *TrailAppend) sizeHint() int { return 32 + eventsSize(c.Events) }
+func (c *TrailAppend) decodeBody(d *decoder) {
+	c.Retention.decode(d)
+	c.Events = decodeEvents(d)
+}
+
+func encodeEvents(e *encoder, events [][]byte) {
+	e.uvarint(uint64(len(events)))
+	for _, ev := range events {
 		e.bytes(ev)
 	}
 }
-func (c *TrailAppend) sizeHint() int {
-	n := 32
-	for _, ev := range c.Events {
+
+func eventsSize(events [][]byte) int {
+	n := 0
+	for _, ev := range events {
 		n += len(ev) + binary.MaxVarintLen32
 	}
 	return n
 }
-func (c *TrailAppend) decodeBody(d *decoder) {
-	c.Retention.decode(d)
+
+func decodeEvents(d *decoder) [][]byte {
 	n := d.length(1)
-	c.Events = make([][]byte, 0, n)
+	events := make([][]byte, 0, n)
 	for range n {
-		c.Events = append(c.Events, d.bytes())
+		events = append(events, d.bytes())
 	}
+	return events
 }
 
 // apply seals each event into the chain. An event that does not decode is
@@ -68,6 +81,54 @@ func (c *TrailAppend) apply(t *txn) Result {
 	for _, ev := range c.Events {
 		t.appendEvent(c.Retention, ev, false)
 	}
+	return Result{}
+}
+
+// TrailShip commits records a node wrote to its journal (trail.Journal)
+// before it answered their requests: the events of journal Journal
+// numbered First, First+1, …. The state machine remembers the last number
+// it applied of each journal and skips events up to it, so a batch shipped
+// again — a retry whose first answer was lost, or what a restarted node
+// finds in its journal — enters the trail once.
+type TrailShip struct {
+	Retention Retention
+	Journal   [16]byte
+	First     uint64
+	Events    [][]byte
+}
+
+// Type implements Command.
+func (*TrailShip) Type() CmdType { return CmdTrailShip }
+func (c *TrailShip) encodeBody(e *encoder) {
+	c.Retention.encode(e)
+	e.b = append(e.b, c.Journal[:]...)
+	e.uvarint(c.First)
+	encodeEvents(e, c.Events)
+}
+func (c *TrailShip) sizeHint() int { return 64 + eventsSize(c.Events) }
+func (c *TrailShip) decodeBody(d *decoder) {
+	c.Retention.decode(d)
+	copy(c.Journal[:], d.fixed(16))
+	c.First = d.uvarint()
+	c.Events = decodeEvents(d)
+}
+
+// JournalKeep is how long the state machine remembers a journal it has not
+// been shipped from: a node that ships its journal after being down longer
+// could add records already in the trail a second time.
+const JournalKeep = 30 * 24 * time.Hour
+
+func (c *TrailShip) apply(t *txn) Result {
+	if c.First == 0 {
+		return fail(ErrInvalidCommand)
+	}
+	last := t.dd.journals[c.Journal].last
+	for i, ev := range c.Events {
+		if c.First+uint64(i) > last {
+			t.appendEvent(c.Retention, ev, false)
+		}
+	}
+	t.dd.shipped(c.Journal, max(last, c.First+uint64(len(c.Events))-1), t.now)
 	return Result{}
 }
 
@@ -92,7 +153,7 @@ func (c *Audited) decodeBody(d *decoder) {
 	c.Retention.decode(d)
 	c.Event = d.bytes()
 	t := CmdType(d.u8())
-	if t == CmdAudited || t == CmdTrailAppend {
+	if t == CmdAudited || t == CmdTrailAppend || t == CmdTrailShip {
 		d.fail("audited command (nested trail command)")
 		return
 	}

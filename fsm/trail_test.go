@@ -123,6 +123,42 @@ func TestARequestIsRecordedOnce(t *testing.T) {
 	}
 }
 
+func TestAShippedJournalEventEntersTheTrailOnce(t *testing.T) {
+	h := newHarness(t)
+	ev := func(i int) []byte { return testEvent("Encrypt", rid(i), t0) }
+	a, b := [16]byte{1}, [16]byte{2}
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: a, First: 1, Events: [][]byte{ev(1), ev(2)}})
+	// A retry of the same batch, then a restarted node shipping 1–4 again.
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: a, First: 1, Events: [][]byte{ev(1), ev(2)}})
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: a, First: 1, Events: [][]byte{ev(1), ev(2), ev(3), ev(4)}})
+	// Another journal (the node's next start) numbers from 1 again.
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: b, First: 1, Events: [][]byte{ev(5)}})
+	// An older batch arriving late changes nothing.
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: a, First: 2, Events: [][]byte{ev(2)}})
+	if r := h.apply(&TrailShip{Retention: keepAll, Journal: a, Events: [][]byte{ev(6)}}); !errors.Is(r.Err, ErrInvalidCommand) {
+		t.Fatalf("a batch numbered from 0: %v", r.Err)
+	}
+	var got []string
+	for _, r := range window(t, h.f.State()) {
+		got = append(got, r.RequestID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{rid(1), rid(2), rid(3), rid(4), rid(5)}) {
+		t.Fatalf("records of requests %v, want each once", got)
+	}
+	// The marks survive a snapshot: a retry after a restore is skipped too.
+	h.f = restore(t, snapshotBytes(t, h.f))
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: a, First: 4, Events: [][]byte{ev(4), ev(6)}})
+	if recs := window(t, h.f.State()); len(recs) != 6 || recs[5].RequestID != rid(6) {
+		t.Fatalf("%d records after restore and a retry", len(recs))
+	}
+	// A journal not shipped from for JournalKeep is forgotten.
+	h.now += int64(JournalKeep) + 1
+	h.mustApply(&TrailShip{Retention: keepAll, Journal: b, First: 2, Events: [][]byte{ev(7)}})
+	if _, ok := h.f.dd.journals[a]; ok || len(h.f.dd.journals) != 1 {
+		t.Fatalf("journal marks %v", h.f.dd.journals)
+	}
+}
+
 func TestTrailAppendLeavesOutOnlyEventsThatDoNotDecode(t *testing.T) {
 	h := newHarness(t)
 	h.mustApply(&TrailAppend{Retention: keepAll, Events: [][]byte{testEvent("Encrypt", rid(1), t0), {0xff}, testEvent("Decrypt", rid(2), t0)}})

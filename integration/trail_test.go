@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,22 +27,31 @@ import (
 // whose credentials are in creds) and returns the records, checked.
 func exportTrail(t *testing.T, k *kmsd, creds string) (path string, recs []trail.Record) {
 	t.Helper()
+	path, recs, err := tryExportTrail(t, k, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, recs
+}
+
+// tryExportTrail is exportTrail returning its failure.
+func tryExportTrail(t *testing.T, k *kmsd, creds string) (path string, recs []trail.Record, err error) {
 	path = filepath.Join(t.TempDir(), "trail.jsonl")
 	if _, stderr, code := k.kmsctl(nil, "--credentials", creds, "trail", "export", "--output", path); code != 0 {
-		t.Fatalf("kmsctl trail export: exit %d: %s", code, stderr)
+		return "", nil, fmt.Errorf("kmsctl trail export: exit %d: %s", code, stderr)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		var r trail.Record
 		if err := json.Unmarshal(line, &r); err != nil {
-			t.Fatalf("line %d of the export: %v", i+1, err)
+			return "", nil, fmt.Errorf("line %d of the export: %v", i+1, err)
 		}
 		recs = append(recs, r)
 	}
-	return path, recs
+	return path, recs, nil
 }
 
 // requestID returns the RequestId a call was answered with.
@@ -438,6 +448,56 @@ func TestTrailWindowMovesToSegmentsAndSnapshotsStayBounded(t *testing.T) {
 // every request that was answered with success has exactly one record, no
 // request has two, and the chain verifies — on every node, the restarted
 // one included.
+// TestClusterFollowerAnswersWithoutARaftRoundTrip: a follower writes its
+// requests' records to its own journal and answers; the records reach the
+// replicated trail after. With the leader frozen (SIGSTOP), the follower
+// still answers while its lease lasts, and once the leader wakes every
+// record is in the trail, once.
+func TestClusterFollowerAnswersWithoutARaftRoundTrip(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.leader(20 * time.Second)
+	f := c.followers(leader)[0]
+	cli := c.client(f)
+	ctx := context.Background()
+	m, err := c.client(leader).CreateKey(ctx, "no-round-trip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first use of a key version reserves its encryption budget (a
+	// write); the calls after it need nothing from the leader.
+	if _, err := cli.GenerateDataKey(ctx, m.KeyID, 32, nil); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []string
+	leader.signal(syscall.SIGSTOP)
+	for range 5 {
+		callCtx, cancel := context.WithTimeout(ctx, time.Second)
+		body, err := cli.Call(callCtx, "GenerateDataKey", map[string]string{"KeyId": m.KeyID})
+		cancel()
+		if err != nil {
+			leader.signal(syscall.SIGCONT)
+			t.Fatalf("the follower did not answer with its leader frozen: %v", err)
+		}
+		var r struct{ RequestId string }
+		json.Unmarshal(body, &r)
+		reqs = append(reqs, r.RequestId)
+	}
+	leader.signal(syscall.SIGCONT)
+	eventually(t, 30*time.Second, "the follower's records in the trail", func() error {
+		_, recs, err := tryExportTrail(t, f, c.nodes[0].credentialsFile())
+		if err != nil {
+			return err
+		}
+		got := byRequest(recs)
+		for _, r := range reqs {
+			if len(got[r]) != 1 {
+				return fmt.Errorf("request %s has %d records", r, len(got[r]))
+			}
+		}
+		return nil
+	})
+}
+
 func TestClusterTrailKeepsEveryAcknowledgedRequestOnce(t *testing.T) {
 	c := startCluster(t, 3)
 	first := c.nodes[0]
@@ -503,22 +563,32 @@ func TestClusterTrailKeepsEveryAcknowledgedRequestOnce(t *testing.T) {
 		// The restarted node still has the file.
 		creds = leader.credentialsFile()
 	}
-	_, recs := exportTrail(t, survivor, creds)
-	reqs := byRequest(recs)
-	for id, rs := range reqs {
-		if len(rs) != 1 {
-			t.Errorf("request %s has %d records", id, len(rs))
+	// The killed node's journal held records of requests it answered just
+	// before the kill; it ships them once it is back. Until then they may
+	// be missing — never twice.
+	var recs []trail.Record
+	eventually(t, 60*time.Second, "every acknowledged request's record", func() error {
+		var err error
+		if _, recs, err = tryExportTrail(t, survivor, creds); err != nil {
+			return err
 		}
-	}
-	missing := 0
-	for _, id := range acked {
-		if len(reqs[id]) == 0 {
-			missing++
+		reqs := byRequest(recs)
+		for id, rs := range reqs {
+			if len(rs) != 1 {
+				t.Fatalf("request %s has %d records", id, len(rs))
+			}
 		}
-	}
-	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged requests have no record", missing, len(acked))
-	}
+		missing := 0
+		for _, id := range acked {
+			if len(reqs[id]) == 0 {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d acknowledged requests have no record", missing, len(acked))
+		}
+		return nil
+	})
 	t.Logf("%d acknowledged requests, %d records, all present once", len(acked), len(recs))
 	last := recs[len(recs)-1]
 	// Every node, the restarted one too, holds the same chain.
@@ -552,7 +622,9 @@ func TestJoiningNodeFetchesTheRecordsThatLeftTheWindow(t *testing.T) {
 
 func joiningNodeGetsTheRecordsThatLeftTheWindow(t *testing.T, store string) {
 	conf := filepath.Join(t.TempDir(), "kmsd.yaml")
-	os.WriteFile(conf, []byte("version: v1\ntrail:\n  window_records: 50\nraft:\n  log_store: "+store+"\n  snapshot_interval: 200ms\n  snapshot_threshold: 128\n  trailing_logs: 32\n"), 0o600)
+	// Records committed one request at a time (quorum), so 400 requests
+	// make 400 entries and the log compacts.
+	os.WriteFile(conf, []byte("version: v1\ntrail:\n  window_records: 50\n  commit: quorum\nraft:\n  log_store: "+store+"\n  snapshot_interval: 200ms\n  snapshot_threshold: 128\n  trailing_logs: 32\n"), 0o600)
 	c := startCluster(t, 2, "--config", conf)
 	first := c.nodes[0]
 	id := first.createKey(t)

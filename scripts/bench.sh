@@ -55,6 +55,8 @@ kb() { bin/kmsbench "$@" --endpoints "$ENDPOINTS" --credentials "$CREDS" --quiet
 
 # A configuration that keeps the Raft log in raft.db (raft-boltdb/v2) instead of the default raft-wal.
 printf 'version: v1\nraft:\n  log_store: boltdb\n' >"$WORK/boltdb.yaml"
+printf 'version: v1\ntrail:\n  commit: quorum\n' >"$WORK/quorum.yaml"
+printf 'version: v1\ntrail:\n  journal_sync: true\n' >"$WORK/journal-sync.yaml"
 
 smoke() {
   cluster 1
@@ -125,6 +127,12 @@ standard() {
   done
   cluster 3 "$WORK/boltdb.yaml"
   kb run --duration 10s --label "3 nodes, raft.log_store boltdb" --markdown "$md" --json "$OUT/cluster-3-boltdb.json"
+  # What the trail's journal buys (docs/TRAIL.md): the same cluster answering
+  # only after each record committed, and with the journal fsynced.
+  cluster 3 "$WORK/quorum.yaml"
+  kb run --duration 10s --label "3 nodes, trail.commit quorum" --markdown "$md" --json "$OUT/cluster-3-quorum.json"
+  cluster 3 "$WORK/journal-sync.yaml"
+  kb run --duration 10s --label "3 nodes, trail.journal_sync" --markdown "$md" --json "$OUT/cluster-3-journal-sync.json"
   echo "tables: $md; JSON and HTML reports: $OUT/"
 }
 

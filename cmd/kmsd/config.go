@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/raftkms/raftkms/api"
 	"github.com/raftkms/raftkms/cluster"
 	"github.com/raftkms/raftkms/crypto"
 )
@@ -70,6 +71,8 @@ type config struct {
 		BatchRecords  int           `yaml:"batch_records"`  // records in one Raft entry at most
 		Flushers      int           `yaml:"flushers"`       // batches committing at once
 		Linger        time.Duration `yaml:"linger"`         // a flusher's wait for records on their way; negative: none
+		Commit        string        `yaml:"commit"`         // what a record reaches before its reply: auto, quorum or journal
+		JournalSync   bool          `yaml:"journal_sync"`   // fsync the journal before each reply
 	} `yaml:"trail"`
 	Debug struct {
 		PprofAddr string `yaml:"pprof_addr"` // serve net/http/pprof here; empty: off
@@ -96,6 +99,7 @@ func defaultConfig() config {
 	c.Trail.SegmentBytes = 64 << 20
 	c.Trail.BatchRecords = 2048
 	c.Trail.Flushers = 1
+	c.Trail.Commit = string(api.CommitAuto)
 	c.Keyring.Versions = crypto.DefaultKeyringVersions
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -145,6 +149,8 @@ func (c config) validate() error {
 		return errors.New("config: maintenance.interval must be positive")
 	case c.Trail.WindowRecords == 0 || c.Trail.WindowAge < 0 || c.Trail.SegmentBytes < 1<<20 || c.Trail.BatchRecords <= 0 || c.Trail.Flushers <= 0:
 		return errors.New("config: trail.window_records, trail.batch_records and trail.flushers must be positive, trail.window_age not negative, trail.segment_bytes at least 1 MiB")
+	case c.Trail.Commit != string(api.CommitAuto) && c.Trail.Commit != string(api.CommitQuorum) && c.Trail.Commit != string(api.CommitJournal):
+		return fmt.Errorf("config: trail.commit is %q; want auto, quorum or journal", c.Trail.Commit)
 	}
 	switch c.Log.Format {
 	case "text", "json":

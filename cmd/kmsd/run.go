@@ -25,6 +25,7 @@ import (
 	"github.com/raftkms/raftkms/crypto"
 	"github.com/raftkms/raftkms/fsm"
 	"github.com/raftkms/raftkms/policy"
+	"github.com/raftkms/raftkms/trail"
 )
 
 // rootKeyEnv holds a base64 root key, for containers that get secrets
@@ -132,6 +133,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		return fmt.Errorf("open the trail's segment files: %w", err)
 	}
 	defer archiver.Close()
+	journal, err := trail.OpenJournal(filepath.Join(dir, "journal"), cfg.Trail.JournalSync)
+	if err != nil {
+		return fmt.Errorf("open the trail journal: %w", err)
+	}
+	defer journal.Close()
 	machine := fsm.New(fsm.Config{
 		OnDestroy:     func(ids []string) { keyring.Forget(ids...) },
 		OnRestore:     func() { keyring.Clear(); archiver.OnRestore() },
@@ -176,9 +182,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		Region: cfg.Region, TimestampWindow: cfg.API.TimestampWindow, NonceMemory: cfg.API.NonceMemory,
 		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log, SpoolDir: dir,
 		NodeID: cfg.Node.ID, Trail: api.TrailConfig{BatchRecords: cfg.Trail.BatchRecords, Flushers: cfg.Trail.Flushers, Linger: cfg.Trail.Linger,
-			Retention: fsm.Retention{MaxRecords: cfg.Trail.WindowRecords, MaxAge: int64(cfg.Trail.WindowAge)}},
+			Retention: fsm.Retention{MaxRecords: cfg.Trail.WindowRecords, MaxAge: int64(cfg.Trail.WindowAge)},
+			Commit:    api.TrailCommit(cfg.Trail.Commit)},
 	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root,
-		Keyring: keyring, Trail: archiver})
+		Keyring: keyring, Trail: archiver, Journal: journal})
 	if err != nil {
 		return err
 	}
