@@ -212,7 +212,7 @@ func (j *Journal) Append(events [][]byte) (uint64, error) {
 			return 0, err
 		}
 	}
-	b := append(j.buf[:0], make([]byte, 8)...)
+	b := append(j.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // length and CRC, filled in below
 	b = binary.AppendUvarint(b, j.next)
 	b = binary.AppendUvarint(b, uint64(len(events)))
 	for _, ev := range events {
