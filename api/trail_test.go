@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,5 +225,47 @@ func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, "*")); len(names) != 0 || tn.srv.recorder.backlog() != 0 {
 		t.Fatalf("journal files %v, %d records waiting after everything shipped", names, tn.srv.recorder.backlog())
+	}
+}
+
+func TestRecordsUnshippedAtShutdownWaitInTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	tn := startTestNode(t, func(c *Config, d *Deps) {
+		j, err := trail.OpenJournal(dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Trail.Commit, c.WriteTimeout, d.Journal = CommitJournal, 200*time.Millisecond, j
+	})
+	id := tn.createKey(t)
+	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
+	sp.stalled.Store(true)
+	tn.srv.deps.Proposer = sp
+	var reqs []string
+	for range 3 {
+		body, err := tn.cli.Call(context.Background(), "Encrypt", map[string]string{"KeyId": id, "Plaintext": "aGk="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ RequestId string }
+		json.Unmarshal(body, &r)
+		reqs = append(reqs, r.RequestId)
+	}
+	if err := tn.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// What the next start finds: every answered request's record.
+	next, err := trail.OpenJournal(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found [][]byte
+	for _, b := range next.Recovered() {
+		found = append(found, b.Events...)
+	}
+	for _, r := range reqs {
+		if !slices.ContainsFunc(found, func(ev []byte) bool { return bytes.Contains(ev, []byte(r)) }) {
+			t.Fatalf("request %s's record is not in the journal after shutdown (%d records there)", r, len(found))
+		}
 	}
 }
