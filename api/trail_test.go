@@ -166,15 +166,21 @@ func (p *stallingProposer) Commit(ctx context.Context, cmd []byte) (fsm.Result, 
 	return p.Proposer.Commit(ctx, cmd)
 }
 
-func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
-	dir := t.TempDir()
-	tn := startTestNode(t, func(c *Config, d *Deps) {
+// startJournalNode starts a test node whose records go to a journal in dir.
+func startJournalNode(t *testing.T, dir string, writeTimeout time.Duration) *testNode {
+	return startTestNode(t, func(c *Config, d *Deps) {
 		j, err := trail.OpenJournal(dir, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Trail.Commit, c.WriteTimeout, d.Journal = CommitJournal, time.Second, j
+		t.Cleanup(func() { j.Close() }) // after the server's shutdown, registered later
+		c.Trail.Commit, c.WriteTimeout, d.Journal = CommitJournal, writeTimeout, j
 	})
+}
+
+func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
+	dir := t.TempDir()
+	tn := startJournalNode(t, dir, time.Second)
 	id := tn.createKey(t)
 	before := len(tn.records(t))
 	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
@@ -230,13 +236,7 @@ func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
 
 func TestRecordsUnshippedAtShutdownWaitInTheJournal(t *testing.T) {
 	dir := t.TempDir()
-	tn := startTestNode(t, func(c *Config, d *Deps) {
-		j, err := trail.OpenJournal(dir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Trail.Commit, c.WriteTimeout, d.Journal = CommitJournal, 200*time.Millisecond, j
-	})
+	tn := startJournalNode(t, dir, 200*time.Millisecond)
 	id := tn.createKey(t)
 	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
 	sp.stalled.Store(true)
