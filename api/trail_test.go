@@ -180,7 +180,7 @@ func startJournalNode(t *testing.T, dir string, writeTimeout time.Duration) *tes
 
 func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
 	dir := t.TempDir()
-	tn := startJournalNode(t, dir, time.Second)
+	tn := startJournalNode(t, dir, 2*time.Second)
 	id := tn.createKey(t)
 	before := len(tn.records(t))
 	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
@@ -236,7 +236,7 @@ func TestJournaledRecordsAnswerAtOnceAndReachTheTrailOnce(t *testing.T) {
 
 func TestRecordsUnshippedAtShutdownWaitInTheJournal(t *testing.T) {
 	dir := t.TempDir()
-	tn := startJournalNode(t, dir, 200*time.Millisecond)
+	tn := startJournalNode(t, dir, 2*time.Second)
 	id := tn.createKey(t)
 	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
 	sp.stalled.Store(true)
