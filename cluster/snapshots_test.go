@@ -38,8 +38,13 @@ func TestSnapshotsMoveApartAsTheStateGrows(t *testing.T) {
 	if want <= 16 || want >= 16*maxSnapshotSpacing {
 		t.Fatalf("test state too small or large: %d-byte snapshot, %d-byte entries", metas[0].Size, n.fsm.EntrySize())
 	}
-	within(t, 5*time.Second, fmt.Sprintf("threshold %d (snapshot %d bytes / entries of %d)", want, metas[0].Size, n.fsm.EntrySize()),
-		func() bool { return n.Status().SnapshotThreshold == want })
+	// The pacer keeps a threshold that is within an eighth of the one it
+	// would set (an earlier, smaller snapshot may have set it).
+	within(t, 5*time.Second, fmt.Sprintf("threshold within an eighth of %d (snapshot %d bytes / entries of %d)", want, metas[0].Size, n.fsm.EntrySize()),
+		func() bool {
+			got := n.Status().SnapshotThreshold
+			return got > want-want/8 && got < want+want/8
+		})
 }
 
 func TestSnapshotThresholdStaysWithinItsBounds(t *testing.T) {
