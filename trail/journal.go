@@ -317,17 +317,6 @@ func (j *Journal) Shipped(id [16]byte, through uint64) error {
 	return errors.Join(errs...)
 }
 
-// Files returns the journal files on disk, for status and tests.
-func (j *Journal) Files() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	n := len(j.closed)
-	if j.f != nil {
-		n++
-	}
-	return n
-}
-
 // Close closes the journal; what it holds is shipped after the next start.
 func (j *Journal) Close() error {
 	j.mu.Lock()
