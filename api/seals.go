@@ -38,10 +38,7 @@ func (r *sealReserver) add(res reservation) {
 	r.mu.Lock()
 	r.queue = append(r.queue, res)
 	r.mu.Unlock()
-	select {
-	case r.work <- struct{}{}:
-	default:
-	}
+	wake(r.work)
 }
 
 func (r *sealReserver) loop() {

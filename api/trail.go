@@ -190,10 +190,7 @@ func (r *recorder) record(p *pendingRecord) error {
 	r.bytes += len(p.event)
 	if r.target > 0 && len(r.queue) >= r.target {
 		r.target = 0
-		select {
-		case r.full <- struct{}{}:
-		default:
-		}
+		wake(r.full)
 	}
 	r.mu.Unlock()
 	r.signal()
@@ -240,11 +237,24 @@ func (r *recorder) linger(t *time.Timer, rate float64, last int, since time.Time
 	}
 }
 
-func (r *recorder) signal() {
+func (r *recorder) signal() { wake(r.work) }
+
+// wake signals ch (buffered, one slot) without waiting: a signal already
+// pending is enough.
+func wake(ch chan struct{}) {
 	select {
-	case r.work <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// eventsBytes returns the size of events.
+func eventsBytes(events [][]byte) int {
+	n := 0
+	for _, ev := range events {
+		n += len(ev)
+	}
+	return n
 }
 
 func (r *recorder) flusher() {
@@ -361,11 +371,7 @@ func (r *recorder) write(events [][]byte) error {
 		return ErrTrailUnavailable
 	}
 	// A copy: the events are the requests' pooled buffers.
-	n := 0
-	for _, ev := range events {
-		n += len(ev)
-	}
-	buf := make([]byte, 0, n)
+	buf := make([]byte, 0, eventsBytes(events))
 	b := trail.JournalBatch{ID: r.journal.ID(), First: first, Events: make([][]byte, len(events))}
 	for i, ev := range events {
 		buf = append(buf, ev...)
@@ -379,14 +385,9 @@ func (r *recorder) enqueue(b trail.JournalBatch) {
 	r.shipMu.Lock()
 	r.ship = append(r.ship, b)
 	r.shipped.queued += uint64(len(b.Events))
-	for _, ev := range b.Events {
-		r.shipped.bytes += len(ev)
-	}
+	r.shipped.bytes += eventsBytes(b.Events)
 	r.shipMu.Unlock()
-	select {
-	case r.shipWork <- struct{}{}:
-	default:
-	}
+	wake(r.shipWork)
 }
 
 // shipper ships the journal's records into the replicated trail, one
@@ -466,10 +467,7 @@ func (r *recorder) nextShipment() (trail.JournalBatch, int, bool) {
 	size, n := 0, 0
 	for _, b := range r.ship {
 		next := out.First + uint64(len(out.Events))
-		bs := 0
-		for _, ev := range b.Events {
-			bs += len(ev)
-		}
+		bs := eventsBytes(b.Events)
 		if n > 0 && (b.ID != out.ID || b.First != next || len(out.Events)+len(b.Events) > r.cfg.BatchRecords || size+bs > r.cfg.BatchBytes) {
 			break
 		}
@@ -496,9 +494,7 @@ func (r *recorder) shipBatch(ctx context.Context, b trail.JournalBatch, n int) e
 	}
 	r.shipMu.Lock()
 	for _, q := range r.ship[:n] {
-		for _, ev := range q.Events {
-			r.shipped.bytes -= len(ev)
-		}
+		r.shipped.bytes -= eventsBytes(q.Events)
 	}
 	clear(r.ship[:n])
 	r.ship = r.ship[n:]
@@ -523,10 +519,7 @@ func (r *recorder) settle(ctx context.Context) error {
 	r.shipMu.Lock()
 	want := r.shipped.queued
 	r.shipMu.Unlock()
-	select {
-	case r.shipKick <- struct{}{}:
-	default:
-	}
+	wake(r.shipKick)
 	for {
 		r.shipMu.Lock()
 		done, index, ch := r.shipped.done >= want, r.shipped.index, r.shippedCh
