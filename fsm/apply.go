@@ -144,6 +144,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		f.w.index = l.Index
 	}
+	f.w.compact()
 	f.publish(f.w.clone())
 	destroyed, sealed := t.destroyed, t.sealed
 	f.mu.Unlock()
@@ -395,9 +396,9 @@ func (c *DestroyKey) apply(t *txn) Result {
 		t.deleteAlias(a)
 	}
 	for _, v := range k.Versions {
-		t.st.versions.Delete(searchVersion(v))
+		t.st.deleteVersion(v)
 	}
-	t.st.keys.Delete(searchKey(k.Account, k.ID))
+	t.st.deleteKey(k.Account, k.ID)
 	for _, d := range dueItems(k) {
 		t.st.due.Delete(d)
 	}

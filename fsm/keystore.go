@@ -9,7 +9,8 @@ import (
 // immutable string whose bytes hold no pointers. At a million keys this is
 // what keeps the collector cheap — it marks a record but never scans it,
 // where a Key struct of strings and slices cost it a dozen pointers, and
-// each of those another object — and it saved a quarter of the heap.
+// each of those another object — and it saved a quarter of the heap. The
+// records themselves sit in large chunks (arena.go), not one object each.
 // The B-tree items carry the first 8 bytes of the id, so lookups compare
 // numbers in the tree's nodes and read a record only on a tie.
 //
@@ -80,9 +81,6 @@ func recordID(rec string) string {
 func viewDecoder(rec string) decoder {
 	return decoder{b: unsafe.Slice(unsafe.StringData(rec), len(rec)), view: true}
 }
-
-// record copies an encoder's bytes into a new record.
-func record(e *encoder) string { return string(e.b) }
 
 // The enumerations every key repeats take one byte in its record: their
 // index in internedValues plus one, or 0 followed by the string itself.
@@ -204,15 +202,7 @@ func (k *Key) decode(d *decoder, f keyFormat) {
 	}
 }
 
-// keyRecord encodes k as a key store record.
-func keyRecord(k *Key) string {
-	var e encoder
-	e.b = make([]byte, 0, 96+len(k.ID)*(1+len(k.Versions)))
-	k.encode(&e, recordKey)
-	return record(&e)
-}
-
-// key decodes the item's key. Records are written only by keyRecord, so a
+// key decodes the item's key. Records are written only by putKey, so a
 // record that does not decode is a bug, not bad input.
 func (it keyItem) key() *Key {
 	k := new(Key)
@@ -235,23 +225,31 @@ func (it keyItem) decodeInto(k *Key) {
 	}
 }
 
-// versionRecord encodes v. It is also the version's snapshot record:
-// Persist writes it as it is (the golden snapshot test guards both).
-func versionRecord(v *Version) string {
-	var e encoder
-	e.b = make([]byte, 0, 8+len(v.ID)+len(v.Account)+len(v.KeyID)+binary.MaxVarintLen64+len(v.Material))
+// encodeRecord appends v's record. It is also the version's snapshot
+// record: Persist writes it as it is (the golden snapshot test guards both).
+func (v *Version) encodeRecord(e *encoder) {
 	e.str(v.ID)
 	e.str(v.Account)
 	e.str(v.KeyID)
 	e.varint(v.Created)
 	e.bytes(v.Material)
-	return record(&e)
 }
 
 // putVersion stores v, which then knows its record.
 func (s *State) putVersion(v *Version) {
-	v.rec = versionRecord(v)
-	s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec})
+	e := s.arena.encoder()
+	v.encodeRecord(&e)
+	v.rec = s.arena.add(arenaVersion, "", e.b)
+	if old, ok := s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec}); ok {
+		s.arena.release(arenaVersion, "", old.rec)
+	}
+}
+
+// deleteVersion removes the version with id.
+func (s *State) deleteVersion(id string) {
+	if old, ok := s.versions.Delete(searchVersion(id)); ok {
+		s.arena.release(arenaVersion, "", old.rec)
+	}
 }
 
 // decode returns the item's version.
@@ -266,12 +264,22 @@ func (it versionItem) decode() Version {
 
 // putKey stores k, whose primary version is stored already.
 func (s *State) putKey(k *Key) {
-	rec := keyRecord(k)
-	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: rec}
+	e := s.arena.encoder()
+	k.encode(&e, recordKey)
+	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: s.arena.add(arenaKey, k.Account, e.b)}
 	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
 		it.prim = p.rec
 	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {
 		it.prim = v.rec
 	}
-	s.keys.ReplaceOrInsert(it)
+	if old, ok := s.keys.ReplaceOrInsert(it); ok {
+		s.arena.release(arenaKey, old.account, old.rec)
+	}
+}
+
+// deleteKey removes the key with id in account.
+func (s *State) deleteKey(account, id string) {
+	if old, ok := s.keys.Delete(searchKey(account, id)); ok {
+		s.arena.release(arenaKey, old.account, old.rec)
+	}
 }

@@ -20,8 +20,10 @@ func TestKeyRecordsKeepEveryField(t *testing.T) {
 			PrimaryVersion: "v1", PrimarySeals: 1 << 40, Versions: []string{"v1", "v2"}, LastRotation: 7,
 			RotationInterval: 86400, Tags: []Tag{{"a", "1"}, {"b", ""}}, Revision: 99},
 	} {
-		got := keyItem{account: k.Account, rec: keyRecord(k)}.key()
-		if !reflect.DeepEqual(got, k) {
+		st := newState()
+		st.putKey(k)
+		got, ok := st.Key(k.Account, k.ID)
+		if !ok || !reflect.DeepEqual(got, k) {
 			t.Errorf("stored %+v\nread   %+v", k, got)
 		}
 	}

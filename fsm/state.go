@@ -138,6 +138,7 @@ type State struct {
 
 	keys       *btree.BTreeG[keyItem]
 	versions   *btree.BTreeG[versionItem]
+	arena      *arena // the records of keys and versions; the writer's alone
 	aliases    *btree.BTreeG[aliasItem]
 	keyAliases *btree.BTreeG[keyAliasItem]
 	accounts   *btree.BTreeG[accountItem]
@@ -167,6 +168,7 @@ func newState() *State {
 	return &State{
 		keys:       btree.NewG(treeDegree, keyLess),
 		versions:   btree.NewG(treeDegree, versionLess),
+		arena:      new(arena),
 		aliases:    btree.NewG(treeDegree, aliasLess),
 		keyAliases: btree.NewG(treeDegree, keyAliasLess),
 		accounts:   btree.NewG(treeDegree, accountLess),
@@ -191,6 +193,7 @@ func (s *State) clone() *State {
 		now:         s.now,
 		keys:        s.keys.Clone(),
 		versions:    s.versions.Clone(),
+		arena:       s.arena,
 		aliases:     s.aliases.Clone(),
 		keyAliases:  s.keyAliases.Clone(),
 		accounts:    s.accounts.Clone(),

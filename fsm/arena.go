@@ -1,0 +1,222 @@
+package fsm
+
+import (
+	"cmp"
+	"encoding/binary"
+	"slices"
+	"unsafe"
+)
+
+// The key store's records live in an arena: chunks of arenaChunk bytes,
+// each one object to the garbage collector, where a million records were
+// two million small objects. Marking a record used to cost the collector a
+// lookup of the record's span (a cache miss: millions of records fill
+// tens of thousands of spans); a pointer into a chunk finds one of a few
+// thousand chunks, whose spans stay in cache. At a million keys that was
+// most of the collector's work.
+//
+// Records never change: a record is written once, at the end of the
+// current chunk, and published states read it through the tree items that
+// hold it, while the writer appends after it. A record stops being the
+// writer's when its key or version changes or goes (release); the chunk
+// counts the bytes of its records still in use, and a chunk that falls
+// below three quarters in use is evacuated: its records still in use are
+// copied to the current chunk and their tree items pointed at the copies,
+// a few per applied batch (compact), and the chunk is dropped. Published
+// states that still hold its records keep it alive until they go; the
+// collector frees it after that. So the arena holds at most a third more
+// than its records in use, plus what is waiting for evacuation.
+//
+// Only the writer (the FSM's apply path, or Restore building a state)
+// calls the arena; a published state never does.
+
+// arenaChunk is a chunk's size; a record larger than that gets a chunk of
+// its own size.
+const arenaChunk = 256 << 10
+
+// Kinds of arena entries, the first byte of each.
+const (
+	arenaKey     = 1 // then the account, length-prefixed: the record omits it
+	arenaVersion = 2
+)
+
+// arena entry: kind[1] ‖ (key: uvarint len ‖ account) ‖ uvarint len ‖ record.
+
+type arena struct {
+	chunks  []*chunk // by base address, for release
+	cur     *chunk   // where records are appended
+	queue   []*chunk // chunks to evacuate, in order
+	scratch []byte   // where the writer encodes a record before adding it
+}
+
+type chunk struct {
+	b      []byte // entries written so far; cap is the chunk's size
+	inUse  int    // bytes of the entries whose records the writer's state holds
+	next   int    // offset of the next entry to evacuate
+	queued bool
+}
+
+func (c *chunk) base() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(c.b))) }
+
+func (a *arena) index(c *chunk) (int, bool) {
+	return slices.BinarySearchFunc(a.chunks, c.base(), func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
+}
+
+// entrySize is the size of a record's arena entry.
+func entrySize(kind byte, account string, n int) int {
+	size := 1 + uvarintLen(uint64(n)) + n
+	if kind == arenaKey {
+		size += uvarintLen(uint64(len(account))) + len(account)
+	}
+	return size
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// encoder returns an encoder over the arena's scratch buffer, for the one
+// record passed to add next.
+func (a *arena) encoder() encoder { return encoder{b: a.scratch[:0]} }
+
+// add copies rec (of a key of account, or of a version) into the arena and
+// returns the copy. rec is the buffer of the arena's encoder.
+func (a *arena) add(kind byte, account string, rec []byte) string {
+	a.scratch = rec[:0] // keep what the buffer grew to
+	if len(rec) == 0 {
+		panic("fsm: an empty key store record")
+	}
+	size := entrySize(kind, account, len(rec))
+	c := a.cur
+	if c == nil || cap(c.b)-len(c.b) < size {
+		c = a.newChunk(max(arenaChunk, size))
+	}
+	c.b = append(c.b, kind)
+	if kind == arenaKey {
+		c.b = binary.AppendUvarint(c.b, uint64(len(account)))
+		c.b = append(c.b, account...)
+	}
+	c.b = binary.AppendUvarint(c.b, uint64(len(rec)))
+	off := len(c.b)
+	c.b = append(c.b, rec...)
+	c.inUse += size
+	return unsafe.String(&c.b[off], len(rec))
+}
+
+func (a *arena) newChunk(size int) *chunk {
+	old := a.cur
+	a.cur = &chunk{b: make([]byte, 0, size)}
+	i, _ := a.index(a.cur)
+	a.chunks = slices.Insert(a.chunks, i, a.cur)
+	if old != nil {
+		a.check(old)
+	}
+	return a.cur
+}
+
+// find returns the chunk holding rec's bytes.
+func (a *arena) find(rec string) *chunk {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(rec)))
+	i, found := slices.BinarySearchFunc(a.chunks, p, func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
+	if !found {
+		i--
+	}
+	if i < 0 || p >= a.chunks[i].base()+uintptr(len(a.chunks[i].b)) {
+		panic("fsm: a key store record outside the arena")
+	}
+	return a.chunks[i]
+}
+
+// release records that the writer's state no longer holds rec, a record of
+// kind (of a key of account).
+func (a *arena) release(kind byte, account, rec string) {
+	c := a.find(rec)
+	c.inUse -= entrySize(kind, account, len(rec))
+	a.check(c)
+}
+
+// check queues c for evacuation once it is full and less than three
+// quarters in use.
+func (a *arena) check(c *chunk) {
+	if c != a.cur && !c.queued && c.inUse < len(c.b)/4*3 {
+		c.queued = true
+		a.queue = append(a.queue, c)
+	}
+}
+
+// compactBudget is how many entries one applied batch evacuates at most:
+// a few hundred microseconds of tree updates.
+const compactBudget = 512
+
+// compact evacuates up to compactBudget entries of the queued chunks of
+// s's arena, and drops the chunks it emptied.
+func (s *State) compact() {
+	a := s.arena
+	for budget := compactBudget; budget > 0 && len(a.queue) > 0; {
+		c := a.queue[0]
+		for ; c.next < len(c.b) && budget > 0; budget-- {
+			s.evacuate(c)
+		}
+		if c.next < len(c.b) {
+			return
+		}
+		if c.inUse != 0 {
+			panic("fsm: the arena's count of bytes in use is wrong")
+		}
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		i, _ := a.index(c)
+		a.chunks = slices.Delete(a.chunks, i, i+1)
+	}
+}
+
+// evacuate reads c's next entry and, if the writer's state still holds its
+// record, copies the record to the current chunk and points its items at
+// the copy.
+func (s *State) evacuate(c *chunk) {
+	b := c.b[c.next:]
+	kind := b[0]
+	b = b[1:]
+	var account string
+	if kind == arenaKey {
+		n, w := binary.Uvarint(b)
+		account, b = unsafe.String(unsafe.SliceData(b[w:]), int(n)), b[w+int(n):]
+	}
+	n, w := binary.Uvarint(b)
+	rec := unsafe.String(&b[w], int(n))
+	c.next = len(c.b) - len(b) + w + int(n)
+	same := func(x string) bool { return unsafe.StringData(x) == unsafe.StringData(rec) }
+	switch kind {
+	case arenaKey:
+		it, ok := s.keys.Get(searchKey(account, recordID(rec)))
+		if !ok || !same(it.rec) {
+			return
+		}
+		it.rec = s.arena.move(c, kind, it.account, rec)
+		s.keys.ReplaceOrInsert(it)
+	case arenaVersion:
+		it, ok := s.versions.Get(searchVersion(recordID(rec)))
+		if !ok || !same(it.rec) {
+			return
+		}
+		it.rec = s.arena.move(c, kind, "", rec)
+		s.versions.ReplaceOrInsert(it)
+		v := it.decode()
+		if k, ok := s.keys.Get(searchKey(v.Account, v.KeyID)); ok && same(k.prim) {
+			k.prim = it.rec
+			s.keys.ReplaceOrInsert(k)
+		}
+	default:
+		panic("fsm: a damaged arena entry")
+	}
+}
+
+// move copies rec, a record in c, to the current chunk.
+func (a *arena) move(c *chunk, kind byte, account, rec string) string {
+	c.inUse -= entrySize(kind, account, len(rec))
+	return a.add(kind, account, append(a.scratch[:0], rec...))
+}
