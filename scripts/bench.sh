@@ -3,6 +3,7 @@
 #   scripts/bench.sh smoke      every workload for a moment; fails only on errors (make bench-smoke, CI)
 #   scripts/bench.sh standard   the figures of docs/PERFORMANCE.md (make bench), about 8 minutes
 #   scripts/bench.sh full       standard, plus 1,000,000 keys and 5 nodes (make bench-full), about 10 minutes
+#   scripts/bench.sh many-keys  the bar's 1,000,000-key row on a warmed node (make bench-keys), about 12 minutes
 # Nodes run on 127.0.0.1 with throw-away data directories; results (JSON,
 # HTML, Markdown tables) go to bench-results/.
 set -euo pipefail
@@ -136,9 +137,45 @@ standard() {
   echo "tables: $md; JSON and HTML reports: $OUT/"
 }
 
+# throughput FILE: the requests/s of a kmsbench JSON report.
+throughput() { sed -n 's/^  "throughput": \([0-9.]*\),$/\1/p' "$1"; }
+
+# many_keys: the bar's 1,000,000-key row (docs/PERFORMANCE.md "Many keys").
+# One node with a 1.8 GiB heap limit; 10 keys on the fresh node; 999,990
+# more; a warm-up over all of them, since a key's first use on a node
+# reserves its encryption budget (a Raft write); then 10-second runs over
+# all the keys and over 10 of them, alternated three times; the peak RSS.
+many_keys() {
+  mkdir -p "$OUT"
+  local md="$OUT/many-keys.md" ten="$WORK/ten.txt" all="$WORK/all.txt"
+  echo "# kmsbench, 1 000 000 keys, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD)" >"$md"
+  printf 'version: v1\nmemory_limit_bytes: 1932735283\n' >"$WORK/limit.yaml"
+  cluster 1 "$WORK/limit.yaml"
+  local keys=(keys --endpoints "$ENDPOINTS" --credentials "$CREDS")
+  bin/kmsbench "${keys[@]}" --count 10 --out "$ten" >/dev/null
+  echo -e "\n## generate-data-key, 1 node, 64 connections, memory_limit_bytes 1.8 GiB\n" >>"$md"
+  kb run --keys-file "$ten" --duration 10s --label "10 keys, fresh node" --markdown "$md" --json "$OUT/many-keys-fresh.json"
+  cp "$ten" "$all"
+  bin/kmsbench "${keys[@]}" --count 999990 --out "$all" >/dev/null # appends
+  kb run --keys-file "$all" --duration "${WARM:-240}s" --label "warm-up, 1 000 000 keys" --markdown "$md"
+  local ratios=()
+  for r in 1 2 3; do
+    kb run --keys-file "$all" --duration 10s --label "1 000 000 keys, round $r" --markdown "$md" --json "$OUT/many-keys-$r.json"
+    kb run --keys-file "$ten" --duration 10s --label "10 keys, round $r" --markdown "$md" --json "$WORK/ten-$r.json"
+    ratios+=("$(awk -v a="$(throughput "$OUT/many-keys-$r.json")" -v b="$(throughput "$WORK/ten-$r.json")" \
+      -v f="$(throughput "$OUT/many-keys-fresh.json")" 'BEGIN { printf "%.2f (%.2f)", a / b, a / f }')")
+  done
+  {
+    echo -e "\n1 000 000 keys ÷ 10 keys, each round (÷ the fresh node's 10 keys): ${ratios[*]}"
+    echo "peak RSS: $(awk '/VmHWM/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/status")"
+  } >>"$md"
+  cat "$md"
+}
+
 make build >/dev/null
 case "$MODE" in
 smoke) smoke ;;
 standard | full) standard ;;
-*) echo "usage: $0 smoke|standard|full" >&2; exit 2 ;;
+many-keys) many_keys ;;
+*) echo "usage: $0 smoke|standard|full|many-keys" >&2; exit 2 ;;
 esac
