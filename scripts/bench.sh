@@ -3,7 +3,7 @@
 #   scripts/bench.sh smoke      every workload for a moment; fails only on errors (make bench-smoke, CI)
 #   scripts/bench.sh standard   the figures of docs/PERFORMANCE.md (make bench), about 8 minutes
 #   scripts/bench.sh full       standard, plus 1,000,000 keys and 5 nodes (make bench-full), about 10 minutes
-#   scripts/bench.sh many-keys  the bar's 1,000,000-key row on a warmed node (make bench-keys), about 12 minutes
+#   scripts/bench.sh many-keys  the bar's 1,000,000-key row on a warmed node (make bench-keys), about 8 minutes
 # Nodes run on 127.0.0.1 with throw-away data directories; results (JSON,
 # HTML, Markdown tables) go to bench-results/.
 set -euo pipefail
