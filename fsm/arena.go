@@ -58,8 +58,9 @@ type chunk struct {
 
 func (c *chunk) base() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(c.b))) }
 
-func (a *arena) index(c *chunk) (int, bool) {
-	return slices.BinarySearchFunc(a.chunks, c.base(), func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
+// search returns where in a.chunks a chunk based at p is or would go.
+func (a *arena) search(p uintptr) (int, bool) {
+	return slices.BinarySearchFunc(a.chunks, p, func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
 }
 
 // entrySize is the size of a record's arena entry.
@@ -110,7 +111,7 @@ func (a *arena) add(kind byte, account string, rec []byte) string {
 func (a *arena) newChunk(size int) *chunk {
 	old := a.cur
 	a.cur = &chunk{b: make([]byte, 0, size)}
-	i, _ := a.index(a.cur)
+	i, _ := a.search(a.cur.base())
 	a.chunks = slices.Insert(a.chunks, i, a.cur)
 	if old != nil {
 		a.check(old)
@@ -121,7 +122,7 @@ func (a *arena) newChunk(size int) *chunk {
 // find returns the chunk holding rec's bytes.
 func (a *arena) find(rec string) *chunk {
 	p := uintptr(unsafe.Pointer(unsafe.StringData(rec)))
-	i, found := slices.BinarySearchFunc(a.chunks, p, func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
+	i, found := a.search(p)
 	if !found {
 		i--
 	}
@@ -169,7 +170,7 @@ func (s *State) compact() {
 		}
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
-		i, _ := a.index(c)
+		i, _ := a.search(c.base())
 		a.chunks = slices.Delete(a.chunks, i, i+1)
 	}
 }
