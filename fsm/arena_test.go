@@ -90,8 +90,8 @@ func TestArenaCompactionKeepsEveryKeyAndFreesTheRest(t *testing.T) {
 	for _, c := range st.arena.chunks {
 		inUse += c.inUse
 	}
-	if inUse != held {
-		t.Fatalf("the chunks count %d bytes in use, the trees hold %d", inUse, held)
+	if inUse != held || st.arena.lost != 0 {
+		t.Fatalf("the chunks count %d bytes in use (%d lost), the trees hold %d", inUse, st.arena.lost, held)
 	}
 
 	for _, k := range keys[:100] {
@@ -123,6 +123,9 @@ func TestArenaCompactionAfterDeletes(t *testing.T) {
 		t.Fatal("compaction did not finish")
 	}
 	checkKeys(t, st, kept)
+	if st.arena.lost != 0 {
+		t.Fatalf("the arena's bookkeeping lost %d bytes", st.arena.lost)
+	}
 	if written, held := arenaBytes(st); written > held*4/3+2*arenaChunk {
 		t.Fatalf("the arena holds %d bytes for %d bytes of records", written, held)
 	}
