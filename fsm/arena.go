@@ -28,7 +28,9 @@ import (
 // than its records in use, plus what is waiting for evacuation.
 //
 // Only the writer (the FSM's apply path, or Restore building a state)
-// calls the arena; a published state never does.
+// calls the arena; a published state reads records through its trees, or
+// through the arena's hash index (index.go) with the view of it it was
+// published with.
 
 // arenaChunk is a chunk's size; a record larger than that gets a chunk of
 // its own size.
@@ -41,9 +43,16 @@ const (
 )
 
 // arena entry: kind[1] ‖ (key: uvarint len ‖ account) ‖ uvarint len ‖ record.
+// An entry's ref is its chunk's id<<32 | its offset in the chunk.
 
 type arena struct {
-	chunks  []*chunk // by base address, for release
+	chunks []*chunk // by base address, for release
+	// byID holds the chunks by id (0 is no chunk's), for refs. It is copied
+	// when a chunk comes or goes: published states keep the one of their
+	// time. free lists the ids of dropped chunks.
+	byID    []*chunk
+	free    []uint32
+	index   *hashIndex
 	cur     *chunk   // where records are appended
 	queue   []*chunk // chunks to evacuate, in order
 	scratch []byte   // where the writer encodes a record before adding it
@@ -57,8 +66,10 @@ type arena struct {
 
 type chunk struct {
 	b      []byte // entries written so far; cap is the chunk's size
-	inUse  int    // bytes of the entries whose records the writer's state holds
-	next   int    // offset of the next entry to evacuate
+	mem    []byte // b[:cap(b)], which readers of refs read (never b, which the writer changes)
+	id     uint32
+	inUse  int // bytes of the entries whose records the writer's state holds
+	next   int // offset of the next entry to evacuate
 	queued bool
 }
 
@@ -78,6 +89,38 @@ func entrySize(kind byte, account string, n int) int {
 	return size
 }
 
+// readEntry reads the entry b starts with and returns its size, or 0 if b
+// does not start with one.
+func readEntry(b []byte) (kind byte, account, rec string, size int) {
+	if len(b) == 0 {
+		return 0, "", "", 0
+	}
+	kind, size = b[0], 1
+	str := func() (string, bool) {
+		n, w := binary.Uvarint(b[size:])
+		if w <= 0 || n > uint64(len(b)-size-w) {
+			return "", false
+		}
+		s := unsafe.String(unsafe.SliceData(b[size+w:]), int(n))
+		size += w + int(n)
+		return s, true
+	}
+	var ok bool
+	switch kind {
+	case arenaKey:
+		if account, ok = str(); !ok {
+			return 0, "", "", 0
+		}
+	case arenaVersion:
+	default:
+		return 0, "", "", 0
+	}
+	if rec, ok = str(); !ok || rec == "" {
+		return 0, "", "", 0
+	}
+	return kind, account, rec, size
+}
+
 func uvarintLen(x uint64) int {
 	n := 1
 	for ; x >= 0x80; x >>= 7 {
@@ -91,17 +134,19 @@ func uvarintLen(x uint64) int {
 func (a *arena) encoder() encoder { return encoder{b: a.scratch[:0]} }
 
 // add copies rec (of a key of account, or of a version) into the arena and
-// returns the copy. rec is the buffer of the arena's encoder.
-func (a *arena) add(kind byte, account string, rec []byte) string {
+// returns the copy and its entry's ref. rec is the buffer of the arena's
+// encoder.
+func (a *arena) add(kind byte, account string, rec []byte) (string, uint64) {
 	a.scratch = rec[:0] // keep what the buffer grew to
 	if len(rec) == 0 {
-		return "" // no record is empty (each starts with its id)
+		return "", 0 // no record is empty (each starts with its id)
 	}
 	size := entrySize(kind, account, len(rec))
 	c := a.cur
 	if c == nil || cap(c.b)-len(c.b) < size {
 		c = a.newChunk(max(arenaChunk, size))
 	}
+	ref := uint64(c.id)<<32 | uint64(len(c.b))
 	c.b = append(c.b, kind)
 	if kind == arenaKey {
 		c.b = binary.AppendUvarint(c.b, uint64(len(account)))
@@ -111,14 +156,27 @@ func (a *arena) add(kind byte, account string, rec []byte) string {
 	off := len(c.b)
 	c.b = append(c.b, rec...)
 	c.inUse += size
-	return unsafe.String(&c.b[off], len(rec))
+	return unsafe.String(&c.b[off], len(rec)), ref
 }
 
 func (a *arena) newChunk(size int) *chunk {
 	old := a.cur
-	a.cur = &chunk{b: make([]byte, 0, size)}
+	mem := make([]byte, size)
+	a.cur = &chunk{b: mem[:0], mem: mem}
 	i, _ := a.search(a.cur.base())
 	a.chunks = slices.Insert(a.chunks, i, a.cur)
+	if len(a.byID) == 0 {
+		a.byID = []*chunk{nil} // ref 0 is no entry's
+	}
+	byID := slices.Clone(a.byID)
+	if n := len(a.free); n > 0 {
+		a.cur.id, a.free = a.free[n-1], a.free[:n-1]
+	} else {
+		a.cur.id = uint32(len(byID))
+		byID = append(byID, nil)
+	}
+	byID[a.cur.id] = a.cur
+	a.byID = byID
 	if old != nil {
 		a.check(old)
 	}
@@ -181,6 +239,9 @@ func (s *State) compact() {
 		a.queue = a.queue[1:]
 		i, _ := a.search(c.base())
 		a.chunks = slices.Delete(a.chunks, i, i+1)
+		a.byID = slices.Clone(a.byID)
+		a.byID[c.id] = nil
+		a.free = append(a.free, c.id)
 	}
 }
 
@@ -188,36 +249,28 @@ func (s *State) compact() {
 // record, copies the record to the current chunk and points its items at
 // the copy.
 func (s *State) evacuate(c *chunk) {
-	b := c.b[c.next:]
-	kind := b[0]
-	if kind != arenaKey && kind != arenaVersion { // cannot happen (add writes every entry)
+	kind, account, rec, size := readEntry(c.b[c.next:])
+	if size == 0 { // cannot happen (add writes every entry)
 		c.next = len(c.b) // its records stay where they are, alive while items hold them
 		return
 	}
-	b = b[1:]
-	var account string
-	if kind == arenaKey {
-		n, w := binary.Uvarint(b)
-		account, b = unsafe.String(unsafe.SliceData(b[w:]), int(n)), b[w+int(n):]
-	}
-	n, w := binary.Uvarint(b)
-	rec := unsafe.String(&b[w], int(n))
-	c.next = len(c.b) - len(b) + w + int(n)
+	c.next += size
 	same := func(x string) bool { return unsafe.StringData(x) == unsafe.StringData(rec) }
+	id := recordID(rec)
 	switch kind {
 	case arenaKey:
-		it, ok := s.keys.Get(searchKey(account, recordID(rec)))
+		it, ok := s.keys.Get(searchKey(account, id))
 		if !ok || !same(it.rec) {
 			return
 		}
-		it.rec = s.arena.move(c, kind, it.account, rec)
+		it.rec = s.arena.move(c, kind, it.account, id, rec)
 		s.keys.ReplaceOrInsert(it)
 	case arenaVersion:
-		it, ok := s.versions.Get(searchVersion(recordID(rec)))
+		it, ok := s.versions.Get(searchVersion(id))
 		if !ok || !same(it.rec) {
 			return
 		}
-		it.rec = s.arena.move(c, kind, "", rec)
+		it.rec = s.arena.move(c, kind, "", id, rec)
 		s.versions.ReplaceOrInsert(it)
 		v := it.decode()
 		if k, ok := s.keys.Get(searchKey(v.Account, v.KeyID)); ok && same(k.prim) {
@@ -227,8 +280,25 @@ func (s *State) evacuate(c *chunk) {
 	}
 }
 
-// move copies rec, a record in c, to the current chunk.
-func (a *arena) move(c *chunk, kind byte, account, rec string) string {
+// move copies rec, the record with id in c, to the current chunk.
+func (a *arena) move(c *chunk, kind byte, account, id, rec string) string {
 	c.inUse -= entrySize(kind, account, len(rec))
-	return a.add(kind, account, append(a.scratch[:0], rec...))
+	return a.put(kind, account, id, append(a.scratch[:0], rec...))
+}
+
+// put adds rec, the record of kind, account and id, to the arena and
+// points the index at it; it returns the arena's copy.
+func (a *arena) put(kind byte, account, id string, rec []byte) string {
+	s, ref := a.add(kind, account, rec)
+	if ref != 0 {
+		a.index.put(a.byID, kind, account, id, ref)
+	}
+	return s
+}
+
+// drop removes the record of kind, account and id from the index and
+// releases rec, its copy.
+func (a *arena) drop(kind byte, account, id, rec string) {
+	a.index.del(a.byID, kind, account, id)
+	a.release(kind, account, rec)
 }

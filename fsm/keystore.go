@@ -207,11 +207,16 @@ func (k *Key) decode(d *decoder, f keyFormat) {
 func (it keyItem) key() *Key {
 	k := new(Key)
 	it.decodeInto(k)
+	it.setPrimary(k)
+	return k
+}
+
+// setPrimary sets k's primary version to the item's.
+func (it keyItem) setPrimary(k *Key) {
 	if it.prim != "" {
 		k.pv = versionItem{rec: it.prim}.decode()
 		k.primary = &k.pv
 	}
-	return k
 }
 
 // decodeInto sets k's fields from the item's record, all but the primary
@@ -239,7 +244,7 @@ func (v *Version) encodeRecord(e *encoder) {
 func (s *State) putVersion(v *Version) {
 	e := s.arena.encoder()
 	v.encodeRecord(&e)
-	v.rec = s.arena.add(arenaVersion, "", e.b)
+	v.rec = s.arena.put(arenaVersion, "", v.ID, e.b)
 	if old, ok := s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec}); ok {
 		s.arena.release(arenaVersion, "", old.rec)
 	}
@@ -248,7 +253,7 @@ func (s *State) putVersion(v *Version) {
 // deleteVersion removes the version with id.
 func (s *State) deleteVersion(id string) {
 	if old, ok := s.versions.Delete(searchVersion(id)); ok {
-		s.arena.release(arenaVersion, "", old.rec)
+		s.arena.drop(arenaVersion, "", id, old.rec)
 	}
 }
 
@@ -266,7 +271,7 @@ func (it versionItem) decode() Version {
 func (s *State) putKey(k *Key) {
 	e := s.arena.encoder()
 	k.encode(&e, recordKey)
-	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: s.arena.add(arenaKey, k.Account, e.b)}
+	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: s.arena.put(arenaKey, k.Account, k.ID, e.b)}
 	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
 		it.prim = p.rec
 	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {
@@ -280,6 +285,6 @@ func (s *State) putKey(k *Key) {
 // deleteKey removes the key with id in account.
 func (s *State) deleteKey(account, id string) {
 	if old, ok := s.keys.Delete(searchKey(account, id)); ok {
-		s.arena.release(arenaKey, old.account, old.rec)
+		s.arena.drop(arenaKey, old.account, id, old.rec)
 	}
 }

@@ -136,9 +136,12 @@ type State struct {
 	changeIndex uint64
 	now         int64 // time of the last applied command (unix ns, never decreasing)
 
-	keys       *btree.BTreeG[keyItem]
-	versions   *btree.BTreeG[versionItem]
-	arena      *arena // the records of keys and versions; the writer's alone
+	keys     *btree.BTreeG[keyItem]
+	versions *btree.BTreeG[versionItem]
+	arena    *arena // the records of keys and versions; the writer's alone
+	// index finds records in a published state (index.go); the writer's
+	// own state has none and reads its trees.
+	lookup     indexView
 	aliases    *btree.BTreeG[aliasItem]
 	keyAliases *btree.BTreeG[keyAliasItem]
 	accounts   *btree.BTreeG[accountItem]
@@ -168,7 +171,7 @@ func newState() *State {
 	return &State{
 		keys:       btree.NewG(treeDegree, keyLess),
 		versions:   btree.NewG(treeDegree, versionLess),
-		arena:      new(arena),
+		arena:      &arena{index: newHashIndex()},
 		aliases:    btree.NewG(treeDegree, aliasLess),
 		keyAliases: btree.NewG(treeDegree, keyAliasLess),
 		accounts:   btree.NewG(treeDegree, accountLess),
@@ -194,6 +197,7 @@ func (s *State) clone() *State {
 		keys:        s.keys.Clone(),
 		versions:    s.versions.Clone(),
 		arena:       s.arena,
+		lookup:      s.arena.index.view(s.arena.byID),
 		aliases:     s.aliases.Clone(),
 		keyAliases:  s.keyAliases.Clone(),
 		accounts:    s.accounts.Clone(),
@@ -225,22 +229,49 @@ func (s *State) Now() int64 { return s.now }
 
 // Key returns the key with id in account, including keys pending deletion
 // (callers check Key.Gone with their clock).
-func (s *State) Key(account, id string) (*Key, bool) {
-	it, ok := s.keys.Get(searchKey(account, id))
-	if !ok {
-		return nil, false
+func (s *State) Key(account, id string) (*Key, bool) { return s.key(account, id, true) }
+
+// KeyWithoutPrimary is Key for a caller that uses another of the key's
+// versions, as Decrypt does: it spares the lookup of the primary version,
+// and the Key's Primary is nil.
+func (s *State) KeyWithoutPrimary(account, id string) (*Key, bool) { return s.key(account, id, false) }
+
+func (s *State) key(account, id string, primary bool) (*Key, bool) {
+	it, ok := keyItem{account: account}, false
+	if it.rec, ok = s.lookup.find(arenaKey, account, id); !ok {
+		if it, ok = s.keys.Get(searchKey(account, id)); !ok {
+			return nil, false
+		}
 	}
-	return it.key(), true
+	k := new(Key)
+	it.decodeInto(k)
+	if !primary || k.PrimaryVersion == "" {
+		return k, true
+	}
+	if it.prim == "" { // found through the index, which holds no primary
+		if v, ok := s.version(k.PrimaryVersion); ok {
+			it.prim = v.rec
+		}
+	}
+	it.setPrimary(k)
+	return k, true
 }
 
 // Version returns a key version by its id.
 func (s *State) Version(id string) (*Version, bool) {
-	it, ok := s.versions.Get(searchVersion(id))
+	it, ok := s.version(id)
 	if !ok {
 		return nil, false
 	}
 	v := it.decode()
 	return &v, true
+}
+
+func (s *State) version(id string) (versionItem, bool) {
+	if rec, ok := s.lookup.find(arenaVersion, "", id); ok {
+		return versionItem{rec: rec}, true
+	}
+	return s.versions.Get(searchVersion(id))
 }
 
 // Alias returns an alias of account by name ("alias/…").

@@ -1,0 +1,229 @@
+package fsm
+
+import (
+	"hash/maphash"
+	"sync/atomic"
+)
+
+// The arena's hash index finds a key's or a version's record in a couple
+// of cache misses, where the B-trees take a score at a million keys (a
+// path of nodes, and a binary search of 64-byte items in each: about 3 µs
+// a lookup on the development machine, most of the million-key penalty of
+// GenerateDataKey). The trees stay the truth — ordered, copy-on-write,
+// what snapshots and listings read; the index is a cache of their point
+// lookups that published states read without a lock while the writer
+// keeps changing it.
+//
+// It is one open-addressing table (linear probing) of two-word slots:
+//
+//	ctl = stamp<<16 | tag   stamp: the index's write count at the slot's last write (0: empty)
+//	ref = chunk id<<32 | entry offset   the record's arena entry (0: deleted)
+//
+// A published state knows the stamp of the index's last write before it
+// was published. A slot stamped later than that may hold a record newer
+// than the state's, so that state asks its tree instead; a slot stamped
+// earlier holds the record current in the state, since any later write to
+// the slot would have stamped it later. A reader reads ctl, then ref, then
+// ctl again (a sequence lock: a write sets ctl to 0, then ref, then ctl),
+// and checks that the entry is the one it asked for (kind, account, id),
+// so a tag shared by two records costs a probe, not a wrong answer. On any
+// doubt — a slot being written, a deleted record, a table replaced — it
+// asks the tree. The table is pointer-free: the collector never scans it.
+//
+// Chunk ids resolve through the arena's table of chunks by id, which is
+// copied when a chunk comes or goes, so a published state keeps the table
+// of its time (and with it the chunks its slots name).
+
+// indexTable is one table: 2 words per slot, a power of two of slots.
+type indexTable struct {
+	w    []uint64
+	mask uint64
+}
+
+// hashIndex is the writer's side of the index.
+type hashIndex struct {
+	seed maphash.Seed
+	tab  *indexTable
+	used int    // slots ever written since the table was made (entries and deleted ones)
+	live int    // slots holding a record
+	wseq uint64 // writes so far; a write's stamp
+}
+
+// indexView is a published state's side: the table, the chunks by id and
+// the last stamp as they were when the state was published. A zero view
+// (the writer's own state) finds nothing.
+type indexView struct {
+	seed   maphash.Seed
+	tab    *indexTable
+	chunks []*chunk
+	wseq   uint64
+}
+
+const (
+	minIndexSlots = 1 << 10
+	maxIndexProbe = 64 // a lookup gives up after this many slots (the tree answers)
+)
+
+func newHashIndex() *hashIndex {
+	return &hashIndex{seed: maphash.MakeSeed(), tab: newIndexTable(minIndexSlots)}
+}
+
+func newIndexTable(slots int) *indexTable {
+	return &indexTable{w: make([]uint64, 2*slots), mask: uint64(slots - 1)}
+}
+
+// indexHash hashes an entry's identity: its kind, its account (a key's)
+// and its id.
+func indexHash(seed maphash.Seed, kind byte, account, id string) uint64 {
+	h := maphash.String(seed, id)
+	if account != "" {
+		h ^= maphash.String(seed, account) * 0x9e3779b97f4a7c15
+	}
+	return h + uint64(kind)
+}
+
+// entryAt reads the entry ref names in chunks; ok is false when ref names
+// nothing readable.
+func entryAt(chunks []*chunk, ref uint64) (kind byte, account, rec string, ok bool) {
+	id, off := ref>>32, uint64(uint32(ref))
+	if id >= uint64(len(chunks)) || chunks[id] == nil || off >= uint64(len(chunks[id].mem)) {
+		return 0, "", "", false
+	}
+	kind, account, rec, n := readEntry(chunks[id].mem[off:])
+	return kind, account, rec, n > 0
+}
+
+// match reports whether the entry ref names in chunks is the record of
+// kind, account and id, and returns that record.
+func match(chunks []*chunk, ref uint64, kind byte, account, id string) (string, bool) {
+	k, a, rec, ok := entryAt(chunks, ref)
+	if !ok || k != kind || a != account || recordID(rec) != id {
+		return "", false
+	}
+	return rec, true
+}
+
+// find returns the record of kind, account and id as v's state holds it,
+// or false when the state's tree must answer.
+func (v *indexView) find(kind byte, account, id string) (string, bool) {
+	t := v.tab
+	if t == nil {
+		return "", false
+	}
+	h := indexHash(v.seed, kind, account, id)
+	tag := h & 0xffff
+	i := h >> 16 & t.mask
+	for range maxIndexProbe {
+		c := atomic.LoadUint64(&t.w[2*i])
+		if c == 0 {
+			return "", false // not there, or being written
+		}
+		if c&0xffff == tag {
+			if c>>16 > v.wseq {
+				return "", false // written after v's state was published
+			}
+			ref := atomic.LoadUint64(&t.w[2*i+1])
+			if atomic.LoadUint64(&t.w[2*i]) != c || ref == 0 {
+				return "", false
+			}
+			if rec, ok := match(v.chunks, ref, kind, account, id); ok {
+				return rec, true
+			}
+		}
+		i = (i + 1) & t.mask
+	}
+	return "", false
+}
+
+// slot returns where the entry of kind, account and id is in x's table,
+// or where it would go (the first deleted slot on its way, else the empty
+// one that ends it), and whether it is there. The writer reads without
+// atomics: it is the only one that writes.
+func (x *hashIndex) slot(chunks []*chunk, h uint64, kind byte, account, id string) (uint64, bool) {
+	t, tag := x.tab, h&0xffff
+	free := ^uint64(0)
+	for i := h >> 16 & t.mask; ; i = (i + 1) & t.mask {
+		c, ref := t.w[2*i], t.w[2*i+1]
+		switch {
+		case c == 0:
+			if free == ^uint64(0) {
+				free = i
+			}
+			return free, false
+		case ref == 0:
+			if free == ^uint64(0) {
+				free = i
+			}
+		case c&0xffff == tag:
+			if _, ok := match(chunks, ref, kind, account, id); ok {
+				return i, true
+			}
+		}
+	}
+}
+
+// write sets slot i of t to (tag, ref), stamped with the next write.
+func (x *hashIndex) write(t *indexTable, i, tag, ref uint64) {
+	x.wseq++
+	atomic.StoreUint64(&t.w[2*i], 0)
+	atomic.StoreUint64(&t.w[2*i+1], ref)
+	atomic.StoreUint64(&t.w[2*i], x.wseq<<16|tag)
+}
+
+// put points the index at ref, the entry of kind, account and id in
+// chunks (the arena's current ones).
+func (x *hashIndex) put(chunks []*chunk, kind byte, account, id string, ref uint64) {
+	if (x.used+1)*4 > len(x.tab.w)/2*3 {
+		x.rebuild(chunks)
+	}
+	h := indexHash(x.seed, kind, account, id)
+	i, found := x.slot(chunks, h, kind, account, id)
+	if !found {
+		x.live++
+		if x.tab.w[2*i] == 0 {
+			x.used++
+		}
+	}
+	x.write(x.tab, i, h&0xffff, ref)
+}
+
+// del marks the entry of kind, account and id deleted.
+func (x *hashIndex) del(chunks []*chunk, kind byte, account, id string) {
+	h := indexHash(x.seed, kind, account, id)
+	if i, found := x.slot(chunks, h, kind, account, id); found {
+		x.live--
+		x.write(x.tab, i, h&0xffff, 0)
+	}
+}
+
+// rebuild moves the live entries to a new table twice their number's
+// size (at least), keeping their stamps: states published before keep
+// reading the old table, which the writer no longer changes.
+func (x *hashIndex) rebuild(chunks []*chunk) {
+	slots := minIndexSlots
+	for slots < 4*(x.live+1) {
+		slots *= 2
+	}
+	old, t := x.tab, newIndexTable(slots)
+	for i := 0; i < len(old.w); i += 2 {
+		c, ref := old.w[i], old.w[i+1]
+		if c == 0 || ref == 0 {
+			continue
+		}
+		kind, account, rec, ok := entryAt(chunks, ref)
+		if !ok { // cannot happen: a live slot names a live entry
+			continue
+		}
+		j := indexHash(x.seed, kind, account, recordID(rec)) >> 16 & t.mask
+		for t.w[2*j] != 0 {
+			j = (j + 1) & t.mask
+		}
+		t.w[2*j], t.w[2*j+1] = c, ref
+	}
+	x.tab, x.used = t, x.live
+}
+
+// view returns the view a state published now reads through.
+func (x *hashIndex) view(chunks []*chunk) indexView {
+	return indexView{seed: x.seed, tab: x.tab, chunks: chunks, wseq: x.wseq}
+}

@@ -1,0 +1,161 @@
+package fsm
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"unsafe"
+)
+
+// checkIndex fails unless a state published from st finds every key and
+// version of its trees through the index, as the very record the tree
+// holds, and the index counts exactly those.
+func checkIndex(t *testing.T, st *State) {
+	t.Helper()
+	p := st.clone()
+	same := func(a, b string) bool { return a == b && unsafe.StringData(a) == unsafe.StringData(b) }
+	p.keys.Ascend(func(it keyItem) bool {
+		if rec, ok := p.lookup.find(arenaKey, it.account, it.id()); !ok || !same(rec, it.rec) {
+			t.Fatalf("the index finds key %s: %v", it.id(), ok)
+		}
+		return true
+	})
+	p.versions.Ascend(func(it versionItem) bool {
+		if rec, ok := p.lookup.find(arenaVersion, "", it.id()); !ok || !same(rec, it.rec) {
+			t.Fatalf("the index finds version %s: %v", it.id(), ok)
+		}
+		return true
+	})
+	if n := p.keys.Len() + p.versions.Len(); st.arena.index.live != n {
+		t.Fatalf("the index counts %d records, the trees hold %d", st.arena.index.live, n)
+	}
+	if _, ok := p.lookup.find(arenaKey, "acct", "key-none"); ok {
+		t.Fatal("the index finds a key that is not there")
+	}
+	if _, ok := p.lookup.find(arenaVersion, "acct", keyOf(p)); ok {
+		t.Fatal("the index finds a key's id as a version")
+	}
+}
+
+// keyOf returns the id of one of st's keys.
+func keyOf(st *State) string {
+	it, _ := st.keys.Min()
+	return it.id()
+}
+
+func TestIndexFindsEveryRecordThroughGrowthAndCompaction(t *testing.T) {
+	st := newState()
+	keys := storeKeys(st, 20000) // the table grows from 1024 slots
+	checkIndex(t, st)
+	for round := range 5 {
+		for _, k := range keys {
+			k.Description = fmt.Sprint("round ", round)
+			st.putKey(k)
+		}
+		st.compact()
+	}
+	for i, k := range keys {
+		if i%3 == 0 {
+			st.deleteVersion(k.PrimaryVersion)
+			st.deleteKey(k.Account, k.ID)
+		}
+	}
+	for len(st.arena.queue) > 0 {
+		st.compact() // drops chunks, whose ids new chunks reuse
+	}
+	if len(st.arena.free) == 0 && len(st.arena.byID) <= len(st.arena.chunks) {
+		t.Fatal("no chunk was dropped: the test does not reach id reuse")
+	}
+	checkIndex(t, st)
+	storeKeys(st, 100) // into reused chunk ids
+	checkIndex(t, st)
+}
+
+// A published state reads the records it was published with, never a
+// later one: the index answers for what did not change since, the tree for
+// the rest.
+func TestIndexNeverShowsAStateLaterRecords(t *testing.T) {
+	st := newState()
+	keys := storeKeys(st, 3000)
+	before := st.clone()
+	for i, k := range keys {
+		switch i % 3 {
+		case 0:
+			k.Description = "changed"
+			st.putKey(k)
+		case 1:
+			st.deleteVersion(k.PrimaryVersion)
+			st.deleteKey(k.Account, k.ID)
+		}
+	}
+	for i := range 5000 { // and the table is rebuilt
+		st.putVersion(&Version{ID: fmt.Sprintf("w-%06d", i), Account: "acct", KeyID: "key-other", Material: []byte{1}})
+	}
+	after := st.clone()
+	for i, k := range keys {
+		old, ok := before.Key(k.Account, k.ID)
+		if !ok || old.Description != "" || old.Primary() == nil || old.Primary().ID != k.PrimaryVersion {
+			t.Fatalf("key %d in the earlier state: %+v, %v", i, old, ok)
+		}
+		now, ok := after.Key(k.Account, k.ID)
+		switch i % 3 {
+		case 0:
+			if !ok || now.Description != "changed" {
+				t.Fatalf("key %d in the later state: %+v", i, now)
+			}
+		case 1:
+			if ok {
+				t.Fatalf("deleted key %d in the later state: %+v", i, now)
+			}
+			if _, ok := after.Version(k.PrimaryVersion); ok {
+				t.Fatalf("deleted version of key %d in the later state", i)
+			}
+		}
+	}
+}
+
+// Readers of published states run while the writer changes the keys
+// (run with -race): each read gives the record its state's tree holds.
+func TestIndexReadersRaceTheWriter(t *testing.T) {
+	st := newState()
+	keys := storeKeys(st, 2000)
+	var cur atomic.Pointer[State]
+	cur.Store(st.clone())
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for r := range 2 {
+		wg.Go(func() {
+			for i := r; !stop.Load(); i += 7 {
+				p, k := cur.Load(), keys[i%len(keys)]
+				got, ok := p.Key(k.Account, k.ID)
+				it, inTree := p.keys.Get(searchKey(k.Account, k.ID))
+				if ok != inTree || ok && got.Description != it.key().Description {
+					errs <- fmt.Errorf("key %s: %+v (%v), the tree holds %v", k.ID, got, ok, inTree)
+					return
+				}
+			}
+		})
+	}
+	for round := range 30 {
+		for i, k := range keys {
+			switch {
+			case (i+round)%10 == 0:
+				st.deleteKey(k.Account, k.ID)
+			default:
+				k.Description = fmt.Sprint(round)
+				st.putKey(k)
+			}
+		}
+		st.compact()
+		cur.Store(st.clone())
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	checkIndex(t, st)
+}
