@@ -17,6 +17,47 @@ import (
 // timestampLayout is the UTC form both signature versions use.
 const timestampLayout = "2006-01-02T15:04:05Z"
 
+// parseTimestamp is time.Parse(timestampLayout, b), with a fast path for
+// the 20 bytes every SDK sends (time.Parse was 1.5 % of a request). Any
+// other input, and anything the fast path would not accept, goes to
+// time.Parse, so both accept and reject exactly the same.
+func parseTimestamp(b []byte) (time.Time, error) {
+	if len(b) == len(timestampLayout) && b[4] == '-' && b[7] == '-' && b[10] == 'T' && b[13] == ':' && b[16] == ':' && b[19] == 'Z' {
+		y, mo, d := digits(b[0:4]), digits(b[5:7]), digits(b[8:10])
+		h, mi, sec := digits(b[11:13]), digits(b[14:16]), digits(b[17:19])
+		if y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysIn(mo, y) && h >= 0 && h < 24 && mi >= 0 && mi < 60 && sec >= 0 && sec < 60 {
+			return time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC), nil
+		}
+	}
+	return time.Parse(timestampLayout, bstr(b))
+}
+
+// digits returns the number b spells in decimal digits, or -1.
+func digits(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// daysIn returns the number of days of month (1–12) in year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
 // principal is the authenticated caller.
 type principal struct {
 	account     string
@@ -65,7 +106,7 @@ func (s *Server) authenticateV1(c *call) error {
 	if string(method) != "HMAC-SHA1" || string(version) != "1.0" {
 		return ErrUnsupportedSig
 	}
-	signedAt, err := time.Parse(timestampLayout, bstr(ts))
+	signedAt, err := parseTimestamp(ts)
 	if err != nil {
 		return ErrTimestampFormat
 	}
@@ -103,7 +144,7 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 	if len(nonce) == 0 || len(action) == 0 || len(version) == 0 {
 		return ErrIncompleteSig
 	}
-	signedAt, err := time.Parse(timestampLayout, bstr(date))
+	signedAt, err := parseTimestamp(date)
 	if err != nil {
 		return ErrTimestampFormat
 	}

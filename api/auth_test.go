@@ -214,3 +214,34 @@ func TestV3TamperingIsDetected(t *testing.T) {
 		})
 	}
 }
+
+// The signature timestamp's fast path accepts and rejects exactly what
+// time.Parse does, with the same time.
+func TestTimestampsParseExactlyAsTimeParseDoes(t *testing.T) {
+	var inputs []string
+	for _, year := range []int{0, 1900, 1999, 2000, 2024, 2026, 2100, 9999} {
+		for day := time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() == year; day = day.AddDate(0, 0, 1) {
+			inputs = append(inputs, day.Add(time.Duration(day.YearDay()*7919)*time.Second%(24*time.Hour)).Format(timestampLayout))
+		}
+		for _, md := range []string{"02-29", "02-30", "04-31", "06-31", "09-31", "11-31", "12-31", "13-01", "00-10", "01-00", "01-32"} {
+			inputs = append(inputs, fmt.Sprintf("%04d-%sT12:00:00Z", year, md))
+		}
+	}
+	base := "2026-11-30T23:59:59Z"
+	for i := range base {
+		for _, c := range []byte("0159:-TZz /a") {
+			b := []byte(base)
+			b[i] = c
+			inputs = append(inputs, string(b))
+		}
+	}
+	inputs = append(inputs, "", "2026-11-30T24:00:00Z", "2026-11-30T23:60:00Z", "2026-11-30T23:59:60Z", "2026-11-30T23:59:59.5Z",
+		"2026-11-30T23:59:59", "2026-11-30T23:59:59Z ", " 2026-11-30T23:59:59Z", "2026-11-30 23:59:59Z", "+026-11-30T23:59:59Z")
+	for _, in := range inputs {
+		want, wantErr := time.Parse(timestampLayout, in)
+		got, err := parseTimestamp([]byte(in))
+		if (err != nil) != (wantErr != nil) || !got.Equal(want) || got.Location() != want.Location() {
+			t.Fatalf("%q: parsed %v (%v), time.Parse %v (%v)", in, got, err, want, wantErr)
+		}
+	}
+}

@@ -400,9 +400,16 @@ func (s *Server) writeJSON(c *call, v any) {
 	c.ctx.Write(b)
 }
 
-func (s *Server) setHeaders(c *call) {
-	c.ctx.SetContentType("application/json;charset=utf-8")
-	c.ctx.Response.Header.Set("x-acs-request-id", c.reqID)
+func (s *Server) setHeaders(c *call) { c.setHeaders("application/json;charset=utf-8") }
+
+// requestIDHeader is x-acs-request-id as fasthttp writes it: SetCanonical
+// spares normalising the name on every reply.
+var requestIDHeader = []byte("X-Acs-Request-Id")
+
+// setHeaders sets the reply's content type and request id.
+func (c *call) setHeaders(contentType string) {
+	c.ctx.SetContentType(contentType)
+	c.ctx.Response.Header.SetCanonical(requestIDHeader, sbytes(c.reqID))
 }
 
 type errorBody struct {

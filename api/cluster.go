@@ -86,8 +86,7 @@ func (s *Server) saveClusterSnapshot(c *call) (any, error) {
 		return nil, err
 	}
 	snaps, log := s.deps.Snapshots, s.log
-	c.ctx.SetContentType("application/octet-stream")
-	c.ctx.Response.Header.Set("x-acs-request-id", c.reqID)
+	c.setHeaders("application/octet-stream")
 	c.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer clear(key)
 		enc, err := crypto.NewStreamWriter(w, key)

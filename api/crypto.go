@@ -133,7 +133,7 @@ func (s *Server) parseBlob(c *call, st *fsm.State, name string) (opened, error) 
 	if !ok {
 		return opened{}, fsm.ErrKeyNotFound
 	}
-	k, ok := st.Key(c.principal.account, v.KeyID)
+	k, ok := st.KeyWithoutPrimary(c.principal.account, v.KeyID)
 	if !ok || k.Gone(c.now.UnixNano()) {
 		return opened{}, fsm.ErrKeyNotFound
 	}

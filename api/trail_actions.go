@@ -225,8 +225,7 @@ func (s *Server) exportTrail(c *call) (any, error) {
 	}
 	st := s.deps.State.State()
 	last, _ := st.TrailHead()
-	c.ctx.SetContentType("application/x-ndjson")
-	c.ctx.Response.Header.Set("x-acs-request-id", c.reqID)
+	c.setHeaders("application/x-ndjson")
 	c.ctx.Response.Header.Set("x-raftkms-trail-last", strconv.FormatUint(last, 10))
 	c.ctx.Response.Header.Set("x-raftkms-node", s.cfg.NodeID)
 	archive, log := s.deps.Trail, s.log
