@@ -59,10 +59,7 @@ type indexView struct {
 	wseq   uint64
 }
 
-const (
-	minIndexSlots = 1 << 10
-	maxIndexProbe = 64 // a lookup gives up after this many slots (the tree answers)
-)
+const minIndexSlots = 1 << 10
 
 func newHashIndex() *hashIndex {
 	return &hashIndex{seed: maphash.MakeSeed(), tab: newIndexTable(minIndexSlots)}
@@ -113,7 +110,7 @@ func (v *indexView) find(kind byte, account, id string) (string, bool) {
 	h := indexHash(v.seed, kind, account, id)
 	tag := h & 0xffff
 	i := h >> 16 & t.mask
-	for range maxIndexProbe {
+	for range t.mask + 1 { // an empty slot ends it sooner: the writer keeps a quarter empty
 		c := atomic.LoadUint64(&t.w[2*i])
 		if c == 0 {
 			return "", false // not there, or being written
@@ -123,9 +120,11 @@ func (v *indexView) find(kind byte, account, id string) (string, bool) {
 				return "", false // written after v's state was published
 			}
 			ref := atomic.LoadUint64(&t.w[2*i+1])
-			if atomic.LoadUint64(&t.w[2*i]) != c || ref == 0 {
+			if atomic.LoadUint64(&t.w[2*i]) != c {
 				return "", false
 			}
+			// A deleted entry (ref 0) or another record with the same tag:
+			// the record asked for may still come later.
 			if rec, ok := match(v.chunks, ref, kind, account, id); ok {
 				return rec, true
 			}
