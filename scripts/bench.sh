@@ -168,6 +168,7 @@ many_keys() {
   {
     echo -e "\n1 000 000 keys ÷ 10 keys, each round (÷ the fresh node's 10 keys): ${ratios[*]}"
     echo "peak RSS: $(awk '/VmHWM/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/status")"
+    echo "in huge pages at the end (huge_pages, docs/PERFORMANCE.md): $(awk '/AnonHugePages/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/smaps_rollup")"
   } >>"$md"
   cat "$md"
 }

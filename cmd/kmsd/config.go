@@ -61,6 +61,9 @@ type config struct {
 	} `yaml:"keyring"`
 	// MemoryLimit is a soft limit on the Go heap (as GOMEMLIMIT); 0: none.
 	MemoryLimit int64 `yaml:"memory_limit_bytes"`
+	// HugePages collapses resident memory into huge pages in the
+	// background (hugepages_linux.go).
+	HugePages   bool `yaml:"huge_pages"`
 	Maintenance struct {
 		Interval time.Duration `yaml:"interval"`
 	} `yaml:"maintenance"`
@@ -101,6 +104,7 @@ func defaultConfig() config {
 	c.Trail.Flushers = 1
 	c.Trail.Commit = string(api.CommitAuto)
 	c.Keyring.Versions = crypto.DefaultKeyringVersions
+	c.HugePages = true
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c

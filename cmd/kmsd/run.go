@@ -127,6 +127,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
+	if cfg.HugePages {
+		go collapseHugePages(ctx, log)
+	}
 	keyring := crypto.NewKeyring(root, cfg.Keyring.Versions)
 	archiver, err := cluster.NewArchiver(cluster.DefaultArchiveDir(dir), cfg.Trail.SegmentBytes, log)
 	if err != nil {

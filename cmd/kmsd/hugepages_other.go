@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import (
+	"context"
+	"log/slog"
+)
+
+// collapseHugePages does nothing outside Linux (hugepages_linux.go).
+func collapseHugePages(context.Context, *slog.Logger) {}
