@@ -104,7 +104,6 @@ func defaultConfig() config {
 	c.Trail.Flushers = 1
 	c.Trail.Commit = string(api.CommitAuto)
 	c.Keyring.Versions = crypto.DefaultKeyringVersions
-	c.HugePages = true
 	c.Log.Level = "info"
 	c.Log.Format = "text"
 	return c

@@ -40,11 +40,11 @@ func TestConfigIsDecodedStrictly(t *testing.T) {
 	}
 	c, err := loadConfig(writeConfig(t, "version: v1\nregion: eu-central-1\napi:\n  write_timeout: 3s\nraft:\n  snapshot_threshold: 100\nkeyring:\n  versions: 5000\nmemory_limit_bytes: 1073741824\n"))
 	if err != nil || c.Region != "eu-central-1" || c.API.WriteTimeout != 3*time.Second || c.Raft.SnapshotThreshold != 100 || c.Node.ID != "node1" ||
-		c.Keyring.Versions != 5000 || c.MemoryLimit != 1<<30 || !c.HugePages {
+		c.Keyring.Versions != 5000 || c.MemoryLimit != 1<<30 || c.HugePages {
 		t.Fatalf("loadConfig = %+v, %v", c, err)
 	}
-	if c, err := loadConfig(writeConfig(t, "version: v1\nhuge_pages: false\n")); err != nil || c.HugePages {
-		t.Fatalf("huge_pages: false gives %v, %v", c.HugePages, err)
+	if c, err := loadConfig(writeConfig(t, "version: v1\nhuge_pages: true\n")); err != nil || !c.HugePages {
+		t.Fatalf("huge_pages: true gives %v, %v", c.HugePages, err)
 	}
 }
 
