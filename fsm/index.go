@@ -195,12 +195,13 @@ func (x *hashIndex) del(chunks []*chunk, kind byte, account, id string) {
 	}
 }
 
-// rebuild moves the live entries to a new table twice their number's
-// size (at least), keeping their stamps: states published before keep
-// reading the old table, which the writer no longer changes.
+// rebuild moves the live entries to a new table of at least twice as
+// many slots as entries (16 bytes a slot), keeping their stamps:
+// states published before keep reading the old table, which the writer no
+// longer changes.
 func (x *hashIndex) rebuild(chunks []*chunk) {
 	slots := minIndexSlots
-	for slots < 4*(x.live+1) {
+	for slots < 2*(x.live+1) {
 		slots *= 2
 	}
 	old, t := x.tab, newIndexTable(slots)
