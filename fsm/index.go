@@ -17,7 +17,7 @@ import (
 // It is one open-addressing table (linear probing) of two-word slots:
 //
 //	ctl = stamp<<16 | tag   stamp: the index's write count at the slot's last write (0: empty)
-//	ref = chunk id<<32 | entry offset   the record's arena entry (0: deleted)
+//	ref = position bits<<40 | chunk id<<20 | entry offset   the record's arena entry (0: deleted)
 //
 // A published state knows the stamp of the index's last write before it
 // was published. A slot stamped later than that may hold a record newer
@@ -32,7 +32,10 @@ import (
 //
 // Chunk ids resolve through the arena's table of chunks by id, which is
 // copied when a chunk comes or goes, so a published state keeps the table
-// of its time (and with it the chunks its slots name).
+// of its time (and with it the chunks its slots name). A slot keeps 24 bits
+// of its hash's position, so a rebuild moves slots without reading their
+// entries (in tables of up to 16M slots). A record whose chunk id or offset
+// does not fit 20 bits is not indexed: its tree answers.
 
 // indexTable is one table: 2 words per slot, a power of two of slots.
 type indexTable struct {
@@ -59,7 +62,29 @@ type indexView struct {
 	wseq   uint64
 }
 
-const minIndexSlots = 1 << 10
+const (
+	minIndexSlots = 1 << 10
+	refBits       = 20 // of a chunk id, and of an offset, in a slot's ref
+)
+
+// indexKeptBits is how many bits of its position a slot keeps (a variable
+// for the test of rebuilds beyond them).
+var indexKeptBits uint = 24
+
+// slotRef packs an arena ref and the position bits of h into a slot's
+// ref; ok is false if the arena ref does not fit.
+func slotRef(ref, h uint64) (uint64, bool) {
+	id, off := ref>>32, ref&0xffffffff
+	if id >= 1<<refBits || off >= 1<<refBits {
+		return 0, false
+	}
+	return (h>>16&(1<<indexKeptBits-1))<<(2*refBits) | id<<refBits | off, true
+}
+
+// arenaRef returns the arena ref in a slot's ref (0: deleted).
+func arenaRef(r uint64) uint64 {
+	return r>>refBits&(1<<refBits-1)<<32 | r&(1<<refBits-1)
+}
 
 func newHashIndex() *hashIndex {
 	return &hashIndex{seed: maphash.MakeSeed(), tab: newIndexTable(minIndexSlots)}
@@ -119,13 +144,13 @@ func (v *indexView) find(kind byte, account, id string) (string, bool) {
 			if c>>16 > v.wseq {
 				return "", false // written after v's state was published
 			}
-			ref := atomic.LoadUint64(&t.w[2*i+1])
+			r := atomic.LoadUint64(&t.w[2*i+1])
 			if atomic.LoadUint64(&t.w[2*i]) != c {
 				return "", false
 			}
 			// A deleted entry (ref 0) or another record with the same tag:
 			// the record asked for may still come later.
-			if rec, ok := match(v.chunks, ref, kind, account, id); ok {
+			if rec, ok := match(v.chunks, arenaRef(r), kind, account, id); ok {
 				return rec, true
 			}
 		}
@@ -142,7 +167,7 @@ func (x *hashIndex) slot(chunks []*chunk, h uint64, kind byte, account, id strin
 	t, tag := x.tab, h&0xffff
 	free := ^uint64(0)
 	for i := h >> 16 & t.mask; ; i = (i + 1) & t.mask {
-		c, ref := t.w[2*i], t.w[2*i+1]
+		c, ref := t.w[2*i], arenaRef(t.w[2*i+1])
 		switch {
 		case c == 0:
 			if free == ^uint64(0) {
@@ -176,6 +201,11 @@ func (x *hashIndex) put(chunks []*chunk, kind byte, account, id string, ref uint
 		x.rebuild(chunks)
 	}
 	h := indexHash(x.seed, kind, account, id)
+	r, ok := slotRef(ref, h)
+	if !ok { // the tree answers for it; an older entry must not
+		x.del(chunks, kind, account, id)
+		return
+	}
 	i, found := x.slot(chunks, h, kind, account, id)
 	if !found {
 		x.live++
@@ -183,7 +213,7 @@ func (x *hashIndex) put(chunks []*chunk, kind byte, account, id string, ref uint
 			x.used++
 		}
 	}
-	x.write(x.tab, i, h&0xffff, ref)
+	x.write(x.tab, i, h&0xffff, r)
 }
 
 // del marks the entry of kind, account and id deleted.
@@ -206,19 +236,22 @@ func (x *hashIndex) rebuild(chunks []*chunk) {
 	}
 	old, t := x.tab, newIndexTable(slots)
 	for i := 0; i < len(old.w); i += 2 {
-		c, ref := old.w[i], old.w[i+1]
-		if c == 0 || ref == 0 {
+		c, r := old.w[i], old.w[i+1]
+		if c == 0 || arenaRef(r) == 0 {
 			continue
 		}
-		kind, account, rec, ok := entryAt(chunks, ref)
-		if !ok { // cannot happen: a live slot names a live entry
-			continue
+		j := r >> (2 * refBits) & t.mask
+		if slots > 1<<indexKeptBits { // the kept bits do not say: rehash
+			kind, account, rec, ok := entryAt(chunks, arenaRef(r))
+			if !ok { // cannot happen: a live slot names a live entry
+				continue
+			}
+			j = indexHash(x.seed, kind, account, recordID(rec)) >> 16 & t.mask
 		}
-		j := indexHash(x.seed, kind, account, recordID(rec)) >> 16 & t.mask
 		for t.w[2*j] != 0 {
 			j = (j + 1) & t.mask
 		}
-		t.w[2*j], t.w[2*j+1] = c, ref
+		t.w[2*j], t.w[2*j+1] = c, r
 	}
 	x.tab, x.used = t, x.live
 }

@@ -159,3 +159,31 @@ func TestIndexReadersRaceTheWriter(t *testing.T) {
 	}
 	checkIndex(t, st)
 }
+
+// Tables bigger than the position bits a slot keeps are rebuilt by
+// reading each entry to rehash it.
+func TestIndexRebuildsBeyondTheBitsItKeeps(t *testing.T) {
+	defer func(b uint) { indexKeptBits = b }(indexKeptBits)
+	indexKeptBits = 10 // tables of 1 024 slots at most without reading entries
+	st := newState()
+	storeKeys(st, 20000)
+	if slots := len(st.arena.index.tab.w) / 2; slots <= 1<<indexKeptBits {
+		t.Fatalf("the table has %d slots: the test does not reach a rehash", slots)
+	}
+	checkIndex(t, st)
+}
+
+// A record whose ref does not fit a slot is left to the tree, and the
+// index stops answering with the key's older record.
+func TestIndexDropsAKeyWhoseRefDoesNotFit(t *testing.T) {
+	st := newState()
+	k := storeKeys(st, 10)[0]
+	st.arena.index.put(st.arena.byID, arenaKey, k.Account, k.ID, 1<<refBits<<32)
+	p := st.clone()
+	if _, ok := p.lookup.find(arenaKey, k.Account, k.ID); ok {
+		t.Fatal("the index still answers for the key")
+	}
+	if got, ok := p.Key(k.Account, k.ID); !ok || got.ID != k.ID {
+		t.Fatalf("the tree does not answer: %+v, %v", got, ok)
+	}
+}
