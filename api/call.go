@@ -387,7 +387,7 @@ func (s *Server) writeJSON(c *call, v any) {
 	}
 	if a, ok := v.(jsonAppender); ok {
 		c.out = a.appendJSON(c.out[:0])
-		s.setHeaders(c)
+		c.setHeaders(jsonContentType)
 		c.ctx.Write(c.out)
 		return
 	}
@@ -396,11 +396,12 @@ func (s *Server) writeJSON(c *call, v any) {
 		s.writeError(c, err)
 		return
 	}
-	s.setHeaders(c)
+	c.setHeaders(jsonContentType)
 	c.ctx.Write(b)
 }
 
-func (s *Server) setHeaders(c *call) { c.setHeaders("application/json;charset=utf-8") }
+// jsonContentType is the content type of every JSON reply.
+const jsonContentType = "application/json;charset=utf-8"
 
 // requestIDHeader is x-acs-request-id as fasthttp writes it: SetCanonical
 // spares normalising the name on every reply.
@@ -428,7 +429,7 @@ func (s *Server) writeError(c *call, err error) wireError {
 	}
 	b, _ := json.Marshal(errorBody{RequestID: c.reqID, HostID: string(c.ctx.Host()), Code: we.Code,
 		Message: we.Message, Recommend: we.Recommend, HTTPStatus: we.Status})
-	s.setHeaders(c)
+	c.setHeaders(jsonContentType)
 	c.ctx.SetStatusCode(we.Status)
 	c.ctx.Write(b)
 	return we

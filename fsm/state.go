@@ -139,7 +139,7 @@ type State struct {
 	keys     *btree.BTreeG[keyItem]
 	versions *btree.BTreeG[versionItem]
 	arena    *arena // the records of keys and versions; the writer's alone
-	// index finds records in a published state (index.go); the writer's
+	// lookup finds records in a published state (index.go); the writer's
 	// own state has none and reads its trees.
 	lookup     indexView
 	aliases    *btree.BTreeG[aliasItem]
