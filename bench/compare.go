@@ -20,8 +20,8 @@ func Compare(ctx context.Context, cfg Config, baselineURL string, rounds int) (*
 	for r := 1; r <= rounds; r++ {
 		base := cfg
 		base.Endpoints, base.Baseline, base.Workload, base.Mix = []string{baselineURL}, true, GenerateDataKey, nil
-		if len(base.KeyIDs) == 0 {
-			base.KeyIDs = []string{"key-baseline"}
+		if base.KeyIDs.Len() == 0 {
+			base.KeyIDs = NewList("key-baseline")
 		}
 		base.Name = fmt.Sprintf("round %d: baseline", r)
 		b, err := Run(ctx, base)

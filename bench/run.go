@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -60,11 +61,11 @@ type Config struct {
 	// sent (coordinated-omission correction, as in wrk2).
 	Rate float64
 
-	KeyIDs            []string // keys to spread the load over (Prepare makes them)
-	Blobs             []string // ciphertexts to decrypt (Prepare makes them)
-	DataKeyBytes      int      // NumberOfBytes of generated data keys; default 32
-	PayloadBytes      int      // plaintext size for encrypt; default 32
-	EncryptionContext string   // JSON, sent with every cryptographic call; "" for none
+	KeyIDs            List   // keys to spread the load over (CreateKeys or ReadKeys makes them)
+	Blobs             List   // ciphertexts to decrypt (MakeBlobs makes them)
+	DataKeyBytes      int    // NumberOfBytes of generated data keys; default 32
+	PayloadBytes      int    // plaintext size for encrypt; default 32
+	EncryptionContext string // JSON, sent with every cryptographic call; "" for none
 	Seed              uint64
 	Timeout           time.Duration // per request; default 10s
 
@@ -175,10 +176,13 @@ type planner struct {
 	mix     []string // one entry per weight unit
 	payload []byte
 	params  []sign.KV
+	// The values every request of the run sends.
+	numberOfBytes, context []byte
 }
 
 func newPlanner(cfg *Config, worker int) *planner {
-	p := &planner{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(worker)))}
+	p := &planner{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(worker))),
+		numberOfBytes: strconv.AppendInt(nil, int64(cfg.DataKeyBytes), 10), context: []byte(cfg.EncryptionContext)}
 	if cfg.Workload == Mixed {
 		names := make([]string, 0, len(cfg.Mix))
 		for w := range cfg.Mix {
@@ -199,18 +203,32 @@ func newPlanner(cfg *Config, worker int) *planner {
 	return p
 }
 
+// The parameters' names, made once: the planner allocates nothing.
+var (
+	paramKeyID             = []byte("KeyId")
+	paramNumberOfBytes     = []byte("NumberOfBytes")
+	paramPlaintext         = []byte("Plaintext")
+	paramCiphertextBlob    = []byte("CiphertextBlob")
+	paramDestinationKeyID  = []byte("DestinationKeyId")
+	paramEncryptionContext = []byte("EncryptionContext")
+	paramSourceContext     = []byte("SourceEncryptionContext")
+	paramDestContext       = []byte("DestinationEncryptionContext")
+	paramDescription       = []byte("Description")
+	benchDescription       = []byte("kmsbench")
+)
+
 func (p *planner) next() op {
 	w := p.cfg.Workload
 	if w == Mixed {
 		w = p.mix[p.rng.IntN(len(p.mix))]
 	}
 	p.params = p.params[:0]
-	add := func(k, v string) { p.params = append(p.params, sign.KV{Key: []byte(k), Value: []byte(v)}) }
-	key := func() string { return p.cfg.KeyIDs[p.rng.IntN(len(p.cfg.KeyIDs))] }
-	blob := func() string { return p.cfg.Blobs[p.rng.IntN(len(p.cfg.Blobs))] }
-	ec := func(name string) {
-		if p.cfg.EncryptionContext != "" {
-			add(name, p.cfg.EncryptionContext)
+	add := func(k, v []byte) { p.params = append(p.params, sign.KV{Key: k, Value: v}) }
+	key := func() []byte { return p.cfg.KeyIDs.Bytes(p.rng.IntN(p.cfg.KeyIDs.Len())) }
+	blob := func() []byte { return p.cfg.Blobs.Bytes(p.rng.IntN(p.cfg.Blobs.Len())) }
+	ec := func(name []byte) {
+		if len(p.context) > 0 {
+			add(name, p.context)
 		}
 	}
 	var action string
@@ -220,29 +238,29 @@ func (p *planner) next() op {
 		if w == GenerateDataKeyWithoutPlaintext {
 			action = "GenerateDataKeyWithoutPlaintext"
 		}
-		add("KeyId", key())
-		add("NumberOfBytes", strconv.Itoa(p.cfg.DataKeyBytes))
-		ec("EncryptionContext")
+		add(paramKeyID, key())
+		add(paramNumberOfBytes, p.numberOfBytes)
+		ec(paramEncryptionContext)
 	case Encrypt:
 		action = "Encrypt"
-		add("KeyId", key())
-		add("Plaintext", string(p.payload))
-		ec("EncryptionContext")
+		add(paramKeyID, key())
+		add(paramPlaintext, p.payload)
+		ec(paramEncryptionContext)
 	case Decrypt:
 		action = "Decrypt"
-		add("CiphertextBlob", blob())
-		ec("EncryptionContext")
+		add(paramCiphertextBlob, blob())
+		ec(paramEncryptionContext)
 	case ReEncrypt:
 		action = "ReEncrypt"
-		add("CiphertextBlob", blob())
-		add("DestinationKeyId", key())
-		ec("SourceEncryptionContext")
-		ec("DestinationEncryptionContext")
+		add(paramCiphertextBlob, blob())
+		add(paramDestinationKeyID, key())
+		ec(paramSourceContext)
+		ec(paramDestContext)
 	case CreateKey:
 		action = "CreateKey"
-		add("Description", "kmsbench")
+		add(paramDescription, benchDescription)
 	}
-	slices.SortFunc(p.params, func(a, b sign.KV) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	slices.SortFunc(p.params, func(a, b sign.KV) int { return bytes.Compare(a.Key, b.Key) })
 	return op{action, p.params}
 }
 
@@ -323,11 +341,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		_, needKeys = cfg.Mix[GenerateDataKey]
 		needKeys = needKeys || cfg.Mix[GenerateDataKeyWithoutPlaintext] > 0 || cfg.Mix[Encrypt] > 0 || cfg.Mix[ReEncrypt] > 0
 	}
-	if needKeys && len(cfg.KeyIDs) == 0 {
+	if needKeys && cfg.KeyIDs.Len() == 0 {
 		return nil, errors.New("bench: no keys to use (Prepare makes them)")
 	}
 	needBlobs := cfg.Workload == Decrypt || cfg.Workload == ReEncrypt || cfg.Mix[Decrypt] > 0 || cfg.Mix[ReEncrypt] > 0
-	if needBlobs && len(cfg.Blobs) == 0 {
+	if needBlobs && cfg.Blobs.Len() == 0 {
 		return nil, errors.New("bench: no ciphertexts to decrypt (Prepare makes them)")
 	}
 	targets, err := newTargets(&cfg)
@@ -433,7 +451,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	elapsed := cfg.Duration
 
 	res := &Result{Name: cfg.Name, Target: "raftkms", Workload: cfg.Workload, Endpoints: cfg.Endpoints,
-		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Keys: len(cfg.KeyIDs), Duration: cfg.Duration, Warmup: cfg.Warmup,
+		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Keys: cfg.KeyIDs.Len(), Duration: cfg.Duration, Warmup: cfg.Warmup,
 		Errors: map[string]int64{}}
 	if cfg.Baseline {
 		res.Target = "baseline"

@@ -28,7 +28,7 @@ func startBaseline(t *testing.T) string {
 
 func baselineConfig(url string) Config {
 	return Config{Endpoints: []string{url}, Credentials: client.Credentials{AccessKeyID: "AK", AccessKeySecret: "secret"},
-		Workload: GenerateDataKey, KeyIDs: []string{"key-a", "key-b"}, Baseline: true, Concurrency: 8,
+		Workload: GenerateDataKey, KeyIDs: NewList("key-a", "key-b"), Baseline: true, Concurrency: 8,
 		Duration: time.Second, Warmup: 200 * time.Millisecond}
 }
 
@@ -142,7 +142,7 @@ func TestConfigRefusesWhatCannotRun(t *testing.T) {
 
 func TestPlannerDrawsEveryWorkloadOfAMix(t *testing.T) {
 	cfg := Config{Workload: Mixed, Mix: map[string]int{GenerateDataKey: 1, Decrypt: 1, Encrypt: 1, ReEncrypt: 1},
-		KeyIDs: []string{"k"}, Blobs: []string{"b"}, PayloadBytes: 16, DataKeyBytes: 32}
+		KeyIDs: NewList("k"), Blobs: NewList("b"), PayloadBytes: 16, DataKeyBytes: 32}
 	p := newPlanner(&cfg, 0)
 	seen := map[string]bool{}
 	for range 200 {

@@ -65,10 +65,10 @@ func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, 
 
 // CreateKeys creates n keys (described "kmsbench") and returns their ids,
 // writing each to w (one a line) as it is made when w is not nil.
-func CreateKeys(ctx context.Context, cfg Config, n int, w io.Writer) ([]string, error) {
+func CreateKeys(ctx context.Context, cfg Config, n int, w io.Writer) (List, error) {
 	cs, err := clients(&cfg)
 	if err != nil {
-		return nil, err
+		return List{}, err
 	}
 	ids := make([]string, n)
 	var mu sync.Mutex
@@ -85,52 +85,55 @@ func CreateKeys(ctx context.Context, cfg Config, n int, w io.Writer) ([]string, 
 		}
 		return err
 	})
-	return ids, err
+	return NewList(ids...), err
 }
 
 // ReadKeys reads key ids, one a line, from a file CreateKeys wrote.
-func ReadKeys(path string) ([]string, error) {
+func ReadKeys(path string) (List, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return List{}, err
 	}
 	defer f.Close()
-	var ids []string
+	var ids List
+	if st, err := f.Stat(); err == nil && st.Size() < 1<<32 {
+		ids.buf = make([]byte, 0, st.Size()) // a bound: the file holds newlines too
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if id := strings.TrimSpace(sc.Text()); id != "" {
-			ids = append(ids, id)
+		if id := bytes.TrimSpace(sc.Bytes()); len(id) > 0 {
+			ids.Append(string(id))
 		}
 	}
-	if len(ids) == 0 && sc.Err() == nil {
-		return nil, fmt.Errorf("bench: %s holds no key ids", path)
+	if ids.Len() == 0 && sc.Err() == nil {
+		return List{}, fmt.Errorf("bench: %s holds no key ids", path)
 	}
 	return ids, sc.Err()
 }
 
 // MakeBlobs returns n ciphertexts of data keys made under keys (with the
 // run's encryption context), for decrypt and re-encrypt runs.
-func MakeBlobs(ctx context.Context, cfg Config, n int) ([]string, error) {
+func MakeBlobs(ctx context.Context, cfg Config, n int) (List, error) {
 	cs, err := clients(&cfg)
 	if err != nil {
-		return nil, err
+		return List{}, err
 	}
 	var ec map[string]string
 	if cfg.EncryptionContext != "" {
 		if err := json.Unmarshal([]byte(cfg.EncryptionContext), &ec); err != nil {
-			return nil, fmt.Errorf("bench: --encryption-context is not a JSON object of strings: %v", err)
+			return List{}, fmt.Errorf("bench: --encryption-context is not a JSON object of strings: %v", err)
 		}
 	}
 	blobs := make([]string, n)
 	err = parallel(ctx, n, max(cfg.Concurrency, 1), func(ctx context.Context, i int) error {
-		dk, err := cs[i%len(cs)].GenerateDataKey(ctx, cfg.KeyIDs[i%len(cfg.KeyIDs)], max(cfg.DataKeyBytes, 1), ec)
+		dk, err := cs[i%len(cs)].GenerateDataKey(ctx, cfg.KeyIDs.At(i%cfg.KeyIDs.Len()), max(cfg.DataKeyBytes, 1), ec)
 		if err != nil {
 			return fmt.Errorf("bench: making ciphertexts to decrypt: %w", err)
 		}
 		blobs[i] = dk.CiphertextBlob
 		return nil
 	})
-	return blobs, err
+	return NewList(blobs...), err
 }
 
 // scrapeAll reads a metric (a plain gauge or counter, no labels) from each
