@@ -342,11 +342,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		needKeys = needKeys || cfg.Mix[GenerateDataKeyWithoutPlaintext] > 0 || cfg.Mix[Encrypt] > 0 || cfg.Mix[ReEncrypt] > 0
 	}
 	if needKeys && cfg.KeyIDs.Len() == 0 {
-		return nil, errors.New("bench: no keys to use (Prepare makes them)")
+		return nil, errors.New("bench: no keys to use (CreateKeys or ReadKeys makes them)")
 	}
 	needBlobs := cfg.Workload == Decrypt || cfg.Workload == ReEncrypt || cfg.Mix[Decrypt] > 0 || cfg.Mix[ReEncrypt] > 0
 	if needBlobs && cfg.Blobs.Len() == 0 {
-		return nil, errors.New("bench: no ciphertexts to decrypt (Prepare makes them)")
+		return nil, errors.New("bench: no ciphertexts to decrypt (MakeBlobs makes them)")
 	}
 	targets, err := newTargets(&cfg)
 	if err != nil {
