@@ -150,6 +150,10 @@ func htmlResultViewOf(n int, r *Result) htmlResultView {
 		}
 		v.Summary = append(v.Summary, htmlKV{"node RSS", strings.Join(rss, " · ")})
 	}
+	if r.TrailBatchRecords > 0 {
+		v.Summary = append(v.Summary, htmlKV{"trail commits", fmt.Sprintf("%s mean, %.1f records per batch",
+			htmlFmtDuration(r.TrailCommitMean), r.TrailBatchRecords)})
+	}
 
 	codes := make([]string, 0, len(r.Errors))
 	for c := range r.Errors {

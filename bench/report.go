@@ -50,6 +50,9 @@ func WriteText(w io.Writer, r *Result) error {
 	} else {
 		fmt.Fprintf(tw, "CPU per request\tharness %s\n", FormatDuration(r.HarnessCPUPerRequest))
 	}
+	if r.TrailBatchRecords > 0 {
+		fmt.Fprintf(tw, "trail commits\t%s mean\t%.1f records per batch\n", FormatDuration(r.TrailCommitMean), r.TrailBatchRecords)
+	}
 	for i, n := range r.PerNode {
 		rss := ""
 		if i < len(r.NodeRSS) && r.NodeRSS[i] > 0 {
@@ -64,13 +67,18 @@ func WriteText(w io.Writer, r *Result) error {
 func WriteComparisonText(w io.Writer, c *Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s: raftkms against the baseline, alternated\n", c.Workload)
-	fmt.Fprintf(tw, "round\ttarget\trequests/s\tp50\tp99\terrors\n")
+	fmt.Fprintf(tw, "round\ttarget\trequests/s\tp50\tp99\terrors\ttrail commit (mean)\n")
 	for i, r := range c.Rounds {
 		errs := int64(0)
 		for _, n := range r.Errors {
 			errs += n
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%d\n", i/2+1, r.Target, r.Throughput, FormatDuration(r.Latency.P50), FormatDuration(r.Latency.P99), errs)
+		commit := "-"
+		if r.TrailBatchRecords > 0 {
+			commit = FormatDuration(r.TrailCommitMean)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%d\t%s\n", i/2+1, r.Target, r.Throughput, FormatDuration(r.Latency.P50),
+			FormatDuration(r.Latency.P99), errs, commit)
 	}
 	var rs []string
 	for _, r := range c.Ratios {

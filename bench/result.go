@@ -43,6 +43,12 @@ type Result struct {
 	NodeCPUPerRequest    time.Duration `json:"node_cpu_per_request_ns"`
 	// NodeRSS is each node's resident memory at the end, in bytes.
 	NodeRSS []int64 `json:"node_rss_bytes,omitempty"`
+	// TrailCommitMean is how long committing a batch of trail records took
+	// on average while measuring, and TrailBatchRecords how many records a
+	// batch held (every node's batches; zero if none committed). Every
+	// reply waits for its batch, so a slow disk shows here first.
+	TrailCommitMean   time.Duration `json:"trail_commit_mean_ns,omitempty"`
+	TrailBatchRecords float64       `json:"trail_batch_records,omitempty"`
 }
 
 // Percentiles of successful requests' latency.

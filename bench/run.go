@@ -352,9 +352,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cpuBefore []float64
+	var before [][]float64
 	if !cfg.Baseline {
-		cpuBefore = scrapeAll(targets, "process_cpu_seconds_total")
+		before = scrapeAll(targets, nodeMetrics...)
 	}
 
 	start := time.Now()
@@ -486,19 +486,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.HarnessCPU = <-harnessMeasured
 	if !cfg.Baseline {
-		after := scrapeAll(targets, "process_cpu_seconds_total")
-		for i := range after {
-			res.NodeCPU += time.Duration((after[i] - cpuBefore[i]) * float64(time.Second))
-		}
-		for _, v := range scrapeAll(targets, "process_resident_memory_bytes") {
-			res.NodeRSS = append(res.NodeRSS, int64(v))
-		}
+		res.nodeMetrics(before, scrapeAll(targets, nodeMetrics...))
 	}
 	if res.Requests > 0 {
 		res.HarnessCPUPerRequest = res.HarnessCPU / time.Duration(res.Requests)
 		res.NodeCPUPerRequest = res.NodeCPU / time.Duration(res.Requests)
 	}
 	return res, nil
+}
+
+// nodeMetrics are what a run reads from each node's /metrics before and
+// after the measured time, in the order nodeMetrics (the method) takes them.
+var nodeMetrics = []string{"process_cpu_seconds_total", "process_resident_memory_bytes",
+	"raftkms_trail_commit_seconds_sum", "raftkms_trail_commit_seconds_count", "raftkms_trail_batch_records_sum"}
+
+// nodeMetrics sets the node figures from the scrapes before and after the
+// measured time: CPU used, RSS at the end, and the trail's commits — their
+// mean time and records per batch, over every node's batches.
+func (r *Result) nodeMetrics(before, after [][]float64) {
+	var commitTime, commits, records float64
+	for i := range after {
+		d := func(j int) float64 { return after[i][j] - before[i][j] }
+		r.NodeCPU += time.Duration(d(0) * float64(time.Second))
+		r.NodeRSS = append(r.NodeRSS, int64(after[i][1]))
+		commitTime, commits, records = commitTime+d(2), commits+d(3), records+d(4)
+	}
+	if commits > 0 {
+		r.TrailCommitMean = time.Duration(commitTime / commits * float64(time.Second))
+		r.TrailBatchRecords = records / commits
+	}
 }
 
 // prepare builds a V3-signed POST of o to t, reusing uri's buffer.

@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/raftkms/raftkms/api/client"
 )
@@ -169,5 +173,56 @@ func TestTextReportNamesTheNumbers(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// A run reads each node's CPU, memory and trail commits from /metrics before
+// and after the measured time, and reports what changed in between.
+func TestRunReportsTheNodesCPUAndTrailCommitsFromTheirMetrics(t *testing.T) {
+	b, err := NewBaseline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scrapes atomic.Int64
+	node := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) != "/metrics" {
+			b.handle(ctx)
+			return
+		}
+		k := float64(scrapes.Add(1) - 1) // 0 before the measured time, 1 after
+		fmt.Fprintf(ctx, "# HELP process_cpu_seconds_total CPU\nprocess_cpu_seconds_total %g\n", 2*k)
+		fmt.Fprintf(ctx, "process_resident_memory_bytes %d\n", 300<<20)
+		fmt.Fprintf(ctx, "raftkms_trail_commit_seconds_bucket{le=\"+Inf\"} %g\n", 250*k)
+		fmt.Fprintf(ctx, "raftkms_trail_commit_seconds_sum %g\nraftkms_trail_commit_seconds_count %g\n", 1+0.5*k, 10+250*k)
+		fmt.Fprintf(ctx, "raftkms_trail_batch_records_sum %g\n", 5000*k)
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go node.Serve(ln)
+	t.Cleanup(func() { node.Shutdown() })
+
+	cfg := baselineConfig("http://" + ln.Addr().String())
+	cfg.Baseline = false
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scrapes.Load() != 2 {
+		t.Fatalf("%d scrapes of /metrics, want one before and one after", scrapes.Load())
+	}
+	if r.NodeCPU != 2*time.Second || len(r.NodeRSS) != 1 || r.NodeRSS[0] != 300<<20 {
+		t.Errorf("node CPU %s, RSS %v", r.NodeCPU, r.NodeRSS)
+	}
+	if r.TrailCommitMean != 2*time.Millisecond || r.TrailBatchRecords != 20 {
+		t.Errorf("trail commits: %s mean, %.1f records per batch; want 2ms, 20", r.TrailCommitMean, r.TrailBatchRecords)
+	}
+	var out strings.Builder
+	if err := WriteText(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "2.00ms mean") || !strings.Contains(out.String(), "20.0 records per batch") {
+		t.Errorf("the report does not show the trail commits:\n%s", out.String())
 	}
 }

@@ -136,16 +136,20 @@ func MakeBlobs(ctx context.Context, cfg Config, n int) (List, error) {
 	return NewList(blobs...), err
 }
 
-// scrapeAll reads a metric (a plain gauge or counter, no labels) from each
-// target's /metrics; NaN-free: a target that does not answer gives 0.
-func scrapeAll(targets []*target, name string) []float64 {
-	out := make([]float64, len(targets))
+// scrapeAll reads metrics (plain gauges or counters, no labels) from each
+// target's /metrics, once per target: out[target][i] is names[i]'s value.
+// NaN-free: a target that does not answer, or lacks a metric, gives 0.
+func scrapeAll(targets []*target, names ...string) [][]float64 {
+	out := make([][]float64, len(targets))
 	for i, t := range targets {
+		out[i] = make([]float64, len(names))
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI(strings.TrimSuffix(t.url, "/") + "/metrics")
 		req.SetHost(t.host)
 		if err := t.hc.DoTimeout(req, resp, 5*time.Second); err == nil && resp.StatusCode() == 200 {
-			out[i] = metricValue(resp.Body(), name)
+			for j, name := range names {
+				out[i][j] = metricValue(resp.Body(), name)
+			}
 		}
 		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)

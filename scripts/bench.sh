@@ -86,7 +86,7 @@ standard() {
   cluster 1
   echo -e "\n## The bar: raftkms against the baseline, alternated (64 connections, 32-byte data keys)\n" >>"$md"
   for w in generate-data-key decrypt; do
-    kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
+    kb compare --workload "$w" --rounds 5 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
       --json "$OUT/compare-$w.json" --html "$OUT/compare-$w.html"
   done
   cluster 1 "$WORK/boltdb.yaml"
