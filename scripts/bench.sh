@@ -144,7 +144,7 @@ throughput() { sed -n 's/^  "throughput": \([0-9.]*\),$/\1/p' "$1"; }
 # One node with a 1.8 GiB heap limit and huge pages; 10 keys on the fresh node; 999,990
 # more; a warm-up over all of them, since a key's first use on a node
 # reserves its encryption budget (a Raft write); then 10-second runs over
-# all the keys and over 10 of them, alternated three times; the peak RSS.
+# all the keys and over 10 of them, alternated five times; the peak RSS.
 many_keys() {
   mkdir -p "$OUT"
   local md="$OUT/many-keys.md" ten="$WORK/ten.txt" all="$WORK/all.txt"
@@ -158,15 +158,17 @@ many_keys() {
   cp "$ten" "$all"
   bin/kmsbench "${keys[@]}" --count 999990 --out "$all" >/dev/null # appends
   kb run --keys-file "$all" --duration "${WARM:-240}s" --label "warm-up, 1 000 000 keys" --markdown "$md"
-  local ratios=()
-  for r in 1 2 3; do
+  local ratios=() plain=()
+  for r in 1 2 3 4 5; do
     kb run --keys-file "$all" --duration 10s --label "1 000 000 keys, round $r" --markdown "$md" --json "$OUT/many-keys-$r.json"
     kb run --keys-file "$ten" --duration 10s --label "10 keys, round $r" --markdown "$md" --json "$WORK/ten-$r.json"
     ratios+=("$(awk -v a="$(throughput "$OUT/many-keys-$r.json")" -v b="$(throughput "$WORK/ten-$r.json")" \
       -v f="$(throughput "$OUT/many-keys-fresh.json")" 'BEGIN { printf "%.2f (%.2f)", a / b, a / f }')")
+    plain+=("${ratios[-1]%% *}")
   done
   {
     echo -e "\n1 000 000 keys ÷ 10 keys, each round (÷ the fresh node's 10 keys): ${ratios[*]}"
+    echo "median of the rounds: $(printf '%s\n' "${plain[@]}" | sort -n | sed -n 3p)"
     echo "peak RSS: $(awk '/VmHWM/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/status")"
     echo "in huge pages at the end (huge_pages, docs/PERFORMANCE.md): $(awk '/AnonHugePages/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/smaps_rollup")"
   } >>"$md"
