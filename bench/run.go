@@ -135,9 +135,10 @@ func ParseMix(s string) (map[string]int, error) {
 
 // target is one endpoint.
 type target struct {
-	url  string
-	host string
-	hc   *fasthttp.HostClient
+	url     string
+	host    string
+	hc      *fasthttp.HostClient // the load's connections
+	metrics *fasthttp.HostClient // one more, for /metrics while the load holds all of hc's
 }
 
 func newTargets(cfg *Config) ([]*target, error) {
@@ -156,9 +157,11 @@ func newTargets(cfg *Config) ([]*target, error) {
 		if u.Scheme == "https" && tlsCfg == nil {
 			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
-		out = append(out, &target{url: e, host: u.Host, hc: &fasthttp.HostClient{Addr: addr, IsTLS: u.Scheme == "https",
-			TLSConfig: tlsCfg, MaxConns: perNode, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
-			MaxIdleConnDuration: time.Minute, NoDefaultUserAgentHeader: true}})
+		hc := func(conns int) *fasthttp.HostClient {
+			return &fasthttp.HostClient{Addr: addr, IsTLS: u.Scheme == "https", TLSConfig: tlsCfg, MaxConns: conns,
+				ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout, MaxIdleConnDuration: time.Minute, NoDefaultUserAgentHeader: true}
+		}
+		out = append(out, &target{url: e, host: u.Host, hc: hc(perNode), metrics: hc(1)})
 	}
 	return out, nil
 }
@@ -352,11 +355,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var before [][]float64
-	if !cfg.Baseline {
-		before = scrapeAll(targets, nodeMetrics...)
-	}
-
 	start := time.Now()
 	measureFrom := start.Add(cfg.Warmup)
 	end := measureFrom.Add(cfg.Duration)
@@ -369,23 +367,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		due      atomic.Int64 // open loop: the next request's number
 		live     atomic.Int64 // successes so far, for the progress line
 	)
-	var rusageStart syscall.Rusage
-	harnessMeasured := make(chan time.Duration, 1)
-	go func() { // the harness's CPU time over the measured part
+	measured := make(chan usage, 1)
+	go func() { // the harness's and the nodes' CPU over the measured part, not the warm-up
+		var u usage
+		defer func() { measured <- u }()
 		select {
 		case <-time.After(time.Until(measureFrom)):
 		case <-ctx.Done():
-			harnessMeasured <- 0
 			return
 		}
-		syscall.Getrusage(syscall.RUSAGE_SELF, &rusageStart)
+		if !cfg.Baseline {
+			u.before = scrapeAll(targets, nodeMetrics...)
+		}
+		var start, stop syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &start)
 		select {
 		case <-time.After(time.Until(end)):
 		case <-ctx.Done():
 		}
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		harnessMeasured <- cpuTime(ru) - cpuTime(rusageStart)
+		syscall.Getrusage(syscall.RUSAGE_SELF, &stop)
+		u.harness = cpuTime(stop) - cpuTime(start)
+		if !cfg.Baseline && u.before != nil {
+			u.after = scrapeAll(targets, nodeMetrics...)
+		}
 	}()
 	stopProgress := progress(cfg.Progress, measureFrom, end, &live)
 	for w := range cfg.Concurrency {
@@ -484,15 +488,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.PerNode = append(res.PerNode, NodeResult{Endpoint: t.url, Requests: perNode[i].Load(), Errors: perNodeE[i].Load(),
 			Throughput: float64(perNode[i].Load()) / elapsed.Seconds()})
 	}
-	res.HarnessCPU = <-harnessMeasured
-	if !cfg.Baseline {
-		res.nodeMetrics(before, scrapeAll(targets, nodeMetrics...))
+	u := <-measured
+	res.HarnessCPU = u.harness
+	if u.after != nil {
+		res.nodeMetrics(u.before, u.after)
 	}
 	if res.Requests > 0 {
 		res.HarnessCPUPerRequest = res.HarnessCPU / time.Duration(res.Requests)
 		res.NodeCPUPerRequest = res.NodeCPU / time.Duration(res.Requests)
 	}
 	return res, nil
+}
+
+// usage is the CPU a run measured: the harness's (getrusage), and what it
+// read from each node's /metrics when the measured time began and ended.
+type usage struct {
+	harness       time.Duration
+	before, after [][]float64
 }
 
 // nodeMetrics are what a run reads from each node's /metrics before and

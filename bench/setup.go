@@ -146,7 +146,7 @@ func scrapeAll(targets []*target, names ...string) [][]float64 {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI(strings.TrimSuffix(t.url, "/") + "/metrics")
 		req.SetHost(t.host)
-		if err := t.hc.DoTimeout(req, resp, 5*time.Second); err == nil && resp.StatusCode() == 200 {
+		if err := t.metrics.DoTimeout(req, resp, 5*time.Second); err == nil && resp.StatusCode() == 200 {
 			for j, name := range names {
 				out[i][j] = metricValue(resp.Body(), name)
 			}
