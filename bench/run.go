@@ -514,13 +514,18 @@ var nodeMetrics = []string{"process_cpu_seconds_total", "process_resident_memory
 
 // nodeMetrics sets the node figures from the scrapes before and after the
 // measured time: CPU used, RSS at the end, and the trail's commits — their
-// mean time and records per batch, over every node's batches.
+// mean time and records per batch, over every node's batches. A node not
+// read at both ends (its CPU counter 0) adds nothing but its RSS: a counter
+// read only at the end would count the node's whole life.
 func (r *Result) nodeMetrics(before, after [][]float64) {
 	var commitTime, commits, records float64
 	for i := range after {
+		r.NodeRSS = append(r.NodeRSS, int64(after[i][1]))
+		if before[i][0] == 0 || after[i][0] == 0 {
+			continue
+		}
 		d := func(j int) float64 { return after[i][j] - before[i][j] }
 		r.NodeCPU += time.Duration(d(0) * float64(time.Second))
-		r.NodeRSS = append(r.NodeRSS, int64(after[i][1]))
 		commitTime, commits, records = commitTime+d(2), commits+d(3), records+d(4)
 	}
 	if commits > 0 {

@@ -229,3 +229,18 @@ func TestRunReportsTheNodesCPUAndTrailCommitsFromTheirMetrics(t *testing.T) {
 		t.Errorf("the report does not show the trail commits:\n%s", out.String())
 	}
 }
+
+// A node whose /metrics did not answer when the measured time began adds
+// nothing: its counters at the end alone would count its whole life.
+func TestANodeReadAtOneEndOnlyAddsNoCPU(t *testing.T) {
+	var r Result
+	before := [][]float64{{10, 100, 1, 10, 100}, {0, 0, 0, 0, 0}}
+	after := [][]float64{{12, 200, 2, 30, 500}, {5000, 300, 90, 900, 9000}}
+	r.nodeMetrics(before, after)
+	if r.NodeCPU != 2*time.Second || r.TrailCommitMean != 50*time.Millisecond || r.TrailBatchRecords != 20 {
+		t.Errorf("node CPU %s, commits %s mean, %.1f records per batch; want 2s, 50ms, 20", r.NodeCPU, r.TrailCommitMean, r.TrailBatchRecords)
+	}
+	if len(r.NodeRSS) != 2 || r.NodeRSS[0] != 200 || r.NodeRSS[1] != 300 {
+		t.Errorf("RSS %v", r.NodeRSS)
+	}
+}
