@@ -377,7 +377,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return
 		}
 		if !cfg.Baseline {
-			u.before = scrapeAll(targets, nodeMetrics...)
+			u.before = scrapeAll(targets, nodeMetricNames...)
 		}
 		var start, stop syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &start)
@@ -388,7 +388,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &stop)
 		u.harness = cpuTime(stop) - cpuTime(start)
 		if !cfg.Baseline && u.before != nil {
-			u.after = scrapeAll(targets, nodeMetrics...)
+			u.after = scrapeAll(targets, nodeMetricNames...)
 		}
 	}()
 	stopProgress := progress(cfg.Progress, measureFrom, end, &live)
@@ -507,9 +507,9 @@ type usage struct {
 	before, after [][]float64
 }
 
-// nodeMetrics are what a run reads from each node's /metrics before and
-// after the measured time, in the order nodeMetrics (the method) takes them.
-var nodeMetrics = []string{"process_cpu_seconds_total", "process_resident_memory_bytes",
+// nodeMetricNames are what a run reads from each node's /metrics when the
+// measured time begins and ends, in the order Result.nodeMetrics takes them.
+var nodeMetricNames = []string{"process_cpu_seconds_total", "process_resident_memory_bytes",
 	"raftkms_trail_commit_seconds_sum", "raftkms_trail_commit_seconds_count", "raftkms_trail_batch_records_sum"}
 
 // nodeMetrics sets the node figures from the scrapes before and after the

@@ -68,9 +68,8 @@ func collapseHugePages(ctx context.Context, log *slog.Logger) {
 
 // collapser walks the process's anonymous memory a region at a time.
 type collapser struct {
-	next      uintptr // the region to look at first in the next pass
-	collapsed int     // regions collapsed (or found huge) since the start
-	vec       [hugePage / 4096]byte
+	next uintptr // the region to look at first in the next pass
+	vec  [hugePage / 4096]byte
 }
 
 // collapseSupported collapses a region of its own to see whether the
@@ -109,11 +108,10 @@ func (c *collapser) pass(budget time.Duration) error {
 			if !c.resident(a) {
 				continue
 			}
-			// EAGAIN (no huge page free now), ENOMEM (unmapped meanwhile),
-			// EINVAL (a mapping that cannot have huge pages): next time, or never
-			if _, _, e := unix.Syscall(unix.SYS_MADVISE, a, hugePage, unix.MADV_COLLAPSE); e == 0 {
-				c.collapsed++
-			}
+			// Errors are left for the next pass, or for good: EAGAIN (no huge
+			// page free now), ENOMEM (unmapped meanwhile), EINVAL (a mapping
+			// that cannot have huge pages).
+			unix.Syscall(unix.SYS_MADVISE, a, hugePage, unix.MADV_COLLAPSE)
 		}
 	}
 	c.next = 0

@@ -67,8 +67,8 @@ func TestResidentMemoryIsCollapsedIntoHugePages(t *testing.T) {
 	if got := anonHugeBytes(t) - before; got < int64(len(m)) {
 		t.Fatalf("%d MiB more in huge pages after a pass over %d MiB of resident memory", got>>20, len(m)>>20)
 	}
-	if c.collapsed < len(m)/hugePage || c.next != 0 {
-		t.Fatalf("the pass collapsed %d regions and stopped at %#x", c.collapsed, c.next)
+	if c.next != 0 {
+		t.Fatalf("the pass stopped at %#x instead of going round", c.next)
 	}
 }
 
