@@ -215,3 +215,48 @@ func TestEveryVersionKeepsItsOwnCountsAcrossChunks(t *testing.T) {
 		t.Fatalf("after Clear: %p used %d; held %p used %d (%v)", v, v.used.Load(), first["v2"], first["v2"].used.Load(), err)
 	}
 }
+
+// Forgetting versions moves others within the Keyring's table; every
+// version not forgotten keeps its counts, however their slots collided.
+// The hashes here are made up so that versions crowd the same few slots
+// and their runs wrap around the table's end.
+func TestForgettingVersionsKeepsEveryOtherVersionsCounts(t *testing.T) {
+	k := NewKeyring(nil, 4)
+	last := uint64(len(k.table) - 1)
+	var hs [][2]uint64
+	for i := range 300 {
+		home := []uint64{3, 3, 4, last, last - 1, 7}[i%6] + uint64(i/6)*17
+		hs = append(hs, [2]uint64{home, uint64(i)<<40 | uint64(i%2)}) // half share a tag
+	}
+	held := map[[2]uint64]*VersionKey{}
+	for i, h := range hs {
+		v := k.newCounts(h)
+		v.used.Store(uint64(i))
+		held[h] = v
+	}
+	gone := map[[2]uint64]bool{}
+	for i, h := range hs {
+		if i%3 != 1 {
+			continue
+		}
+		p, v := k.find(h)
+		if v != held[h] {
+			t.Fatalf("version %d not found before forgetting it", i)
+		}
+		k.remove(p)
+		v.h = [2]uint64{}
+		gone[h] = true
+	}
+	for i, h := range hs {
+		_, v := k.find(h)
+		switch {
+		case gone[h] && v != nil:
+			t.Fatalf("forgotten version %d still found", i)
+		case !gone[h] && (v != held[h] || v.used.Load() != uint64(i)):
+			t.Fatalf("version %d: counts %p (used %v), want %p (used %d)", i, v, v, held[h], i)
+		}
+	}
+	if k.live != len(hs)-len(gone) {
+		t.Fatalf("table counts %d versions, want %d", k.live, len(hs)-len(gone))
+	}
+}

@@ -47,10 +47,13 @@ const (
 
 type arena struct {
 	chunks []*chunk // by base address, for release
-	// byID holds the chunks by id (0 is no chunk's), for refs. It is copied
-	// when a chunk comes or goes: published states keep the one of their
-	// time. free lists the ids of dropped chunks.
-	byID    []*chunk
+	// byID holds the chunks' memory by id (0 is no chunk's; a dropped
+	// chunk's is nil), for refs: a reader finds an entry in one array it
+	// reads often, not through each chunk's struct, a cache miss more per
+	// lookup at a million keys. It is copied when a chunk comes or goes:
+	// published states keep the one of their time, and with it the chunks
+	// their slots name. free lists the ids of dropped chunks.
+	byID    [][]byte
 	free    []uint32
 	index   *hashIndex
 	cur     *chunk   // where records are appended
@@ -65,8 +68,7 @@ type arena struct {
 }
 
 type chunk struct {
-	b      []byte // entries written so far; cap is the chunk's size
-	mem    []byte // b[:cap(b)], which readers of refs read (never b, which the writer changes)
+	b      []byte // entries written so far; cap is the chunk's size (readers of refs read byID's b[:cap(b)], never b, which the writer changes)
 	id     uint32
 	inUse  int // bytes of the entries whose records the writer's state holds
 	next   int // offset of the next entry to evacuate
@@ -162,11 +164,11 @@ func (a *arena) add(kind byte, account string, rec []byte) (string, uint64) {
 func (a *arena) newChunk(size int) *chunk {
 	old := a.cur
 	mem := make([]byte, size)
-	a.cur = &chunk{b: mem[:0], mem: mem}
+	a.cur = &chunk{b: mem[:0]}
 	i, _ := a.search(a.cur.base())
 	a.chunks = slices.Insert(a.chunks, i, a.cur)
 	if len(a.byID) == 0 {
-		a.byID = []*chunk{nil} // ref 0 is no entry's
+		a.byID = [][]byte{nil} // ref 0 is no entry's
 	}
 	byID := slices.Clone(a.byID)
 	if n := len(a.free); n > 0 {
@@ -175,7 +177,7 @@ func (a *arena) newChunk(size int) *chunk {
 		a.cur.id = uint32(len(byID))
 		byID = append(byID, nil)
 	}
-	byID[a.cur.id] = a.cur
+	byID[a.cur.id] = mem
 	a.byID = byID
 	if old != nil {
 		a.check(old)

@@ -58,7 +58,7 @@ type hashIndex struct {
 type indexView struct {
 	seed   maphash.Seed
 	tab    *indexTable
-	chunks []*chunk
+	chunks [][]byte // the arena's byID
 	wseq   uint64
 }
 
@@ -106,18 +106,18 @@ func indexHash(seed maphash.Seed, kind byte, account, id string) uint64 {
 
 // entryAt reads the entry ref names in chunks; ok is false when ref names
 // nothing readable.
-func entryAt(chunks []*chunk, ref uint64) (kind byte, account, rec string, ok bool) {
+func entryAt(chunks [][]byte, ref uint64) (kind byte, account, rec string, ok bool) {
 	id, off := ref>>32, uint64(uint32(ref))
-	if id >= uint64(len(chunks)) || chunks[id] == nil || off >= uint64(len(chunks[id].mem)) {
+	if id >= uint64(len(chunks)) || off >= uint64(len(chunks[id])) {
 		return 0, "", "", false
 	}
-	kind, account, rec, n := readEntry(chunks[id].mem[off:])
+	kind, account, rec, n := readEntry(chunks[id][off:])
 	return kind, account, rec, n > 0
 }
 
 // match reports whether the entry ref names in chunks is the record of
 // kind, account and id, and returns that record.
-func match(chunks []*chunk, ref uint64, kind byte, account, id string) (string, bool) {
+func match(chunks [][]byte, ref uint64, kind byte, account, id string) (string, bool) {
 	k, a, rec, ok := entryAt(chunks, ref)
 	if !ok || k != kind || a != account || recordID(rec) != id {
 		return "", false
@@ -163,7 +163,7 @@ func (v *indexView) find(kind byte, account, id string) (string, bool) {
 // or where it would go (the first deleted slot on its way, else the empty
 // one that ends it), and whether it is there. The writer reads without
 // atomics: it is the only one that writes.
-func (x *hashIndex) slot(chunks []*chunk, h uint64, kind byte, account, id string) (uint64, bool) {
+func (x *hashIndex) slot(chunks [][]byte, h uint64, kind byte, account, id string) (uint64, bool) {
 	t, tag := x.tab, h&0xffff
 	free := ^uint64(0)
 	for i := h >> 16 & t.mask; ; i = (i + 1) & t.mask {
@@ -196,7 +196,7 @@ func (x *hashIndex) write(t *indexTable, i, tag, ref uint64) {
 
 // put points the index at ref, the entry of kind, account and id in
 // chunks (the arena's current ones).
-func (x *hashIndex) put(chunks []*chunk, kind byte, account, id string, ref uint64) {
+func (x *hashIndex) put(chunks [][]byte, kind byte, account, id string, ref uint64) {
 	if (x.used+1)*4 > len(x.tab.w)/2*3 {
 		x.rebuild(chunks)
 	}
@@ -217,7 +217,7 @@ func (x *hashIndex) put(chunks []*chunk, kind byte, account, id string, ref uint
 }
 
 // del marks the entry of kind, account and id deleted.
-func (x *hashIndex) del(chunks []*chunk, kind byte, account, id string) {
+func (x *hashIndex) del(chunks [][]byte, kind byte, account, id string) {
 	h := indexHash(x.seed, kind, account, id)
 	if i, found := x.slot(chunks, h, kind, account, id); found {
 		x.live--
@@ -229,7 +229,7 @@ func (x *hashIndex) del(chunks []*chunk, kind byte, account, id string) {
 // many slots as entries (16 bytes a slot), keeping their stamps:
 // states published before keep reading the old table, which the writer no
 // longer changes.
-func (x *hashIndex) rebuild(chunks []*chunk) {
+func (x *hashIndex) rebuild(chunks [][]byte) {
 	slots := minIndexSlots
 	for slots < 2*(x.live+1) {
 		slots *= 2
@@ -257,6 +257,6 @@ func (x *hashIndex) rebuild(chunks []*chunk) {
 }
 
 // view returns the view a state published now reads through.
-func (x *hashIndex) view(chunks []*chunk) indexView {
+func (x *hashIndex) view(chunks [][]byte) indexView {
 	return indexView{seed: x.seed, tab: x.tab, chunks: chunks, wseq: x.wseq}
 }
