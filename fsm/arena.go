@@ -277,7 +277,7 @@ func (s *State) evacuate(c *chunk) {
 		v := it.decode()
 		if k, ok := s.keys.Get(searchKey(v.Account, v.KeyID)); ok && same(k.prim) {
 			k.prim = it.rec
-			s.keys.ReplaceOrInsert(k)
+			s.putKey(k.key()) // the key's record names its primary version's entry
 		}
 	}
 }
@@ -285,17 +285,18 @@ func (s *State) evacuate(c *chunk) {
 // move copies rec, the record with id in c, to the current chunk.
 func (a *arena) move(c *chunk, kind byte, account, id, rec string) string {
 	c.inUse -= entrySize(kind, account, len(rec))
-	return a.put(kind, account, id, append(a.scratch[:0], rec...))
+	s, _ := a.put(kind, account, id, append(a.scratch[:0], rec...))
+	return s
 }
 
 // put adds rec, the record of kind, account and id, to the arena and
-// points the index at it; it returns the arena's copy.
-func (a *arena) put(kind byte, account, id string, rec []byte) string {
+// points the index at it; it returns the arena's copy and its entry's ref.
+func (a *arena) put(kind byte, account, id string, rec []byte) (string, uint64) {
 	s, ref := a.add(kind, account, rec)
 	if ref != 0 {
 		a.index.put(a.byID, kind, account, id, ref)
 	}
-	return s
+	return s, ref
 }
 
 // drop removes the record of kind, account and id from the index and

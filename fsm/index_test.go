@@ -10,7 +10,8 @@ import (
 
 // checkIndex fails unless a state published from st finds every key and
 // version of its trees through the index, as the very record the tree
-// holds, and the index counts exactly those.
+// holds, each key's record names the entry of its primary version's
+// current record, and the index counts exactly those.
 func checkIndex(t *testing.T, st *State) {
 	t.Helper()
 	p := st.clone()
@@ -18,6 +19,13 @@ func checkIndex(t *testing.T, st *State) {
 	p.keys.Ascend(func(it keyItem) bool {
 		if rec, ok := p.lookup.find(arenaKey, it.account, it.id()); !ok || !same(rec, it.rec) {
 			t.Fatalf("the index finds key %s: %v", it.id(), ok)
+		}
+		var k Key
+		pref := it.decodeInto(&k)
+		if v, ok := p.versions.Get(searchVersion(k.PrimaryVersion)); ok {
+			if rec, ok := p.lookup.version(pref, k.PrimaryVersion); !ok || !same(rec, v.rec) {
+				t.Fatalf("key %s's record names its primary version's entry (ref %#x): %v", it.id(), pref, ok)
+			}
 		}
 		return true
 	})

@@ -220,14 +220,35 @@ func (it keyItem) setPrimary(k *Key) {
 }
 
 // decodeInto sets k's fields from the item's record, all but the primary
-// version, reusing k.Versions' array.
-func (it keyItem) decodeInto(k *Key) {
+// version, reusing k.Versions' array. It returns the arena ref of the
+// primary version's entry the record holds (0: none).
+func (it keyItem) decodeInto(k *Key) uint64 {
 	d := viewDecoder(it.rec)
 	k.Account = it.account
 	k.decode(&d, recordKey)
+	pref := d.u64()
 	if err := d.done("key record"); err != nil {
 		panic(err)
 	}
+	return pref
+}
+
+// A key's record ends with the arena ref of its primary version's entry, so
+// a reader of the hash index finds the version without probing the index
+// for it: one cache miss fewer per GenerateDataKey and Encrypt at a million
+// keys. The writer keeps the ref exact — putKey looks it up, and moving the
+// version (evacuate) rewrites the key's record — so a published state's key
+// record names the version entry current in that state, in a chunk its
+// chunks-by-id table holds. 0 when the index does not hold the version
+// (refs beyond its 20 bits, or a key restored before its versions, until
+// Restore fills it in: setPrimaryRef).
+const primaryRefSize = 8
+
+// setPrimaryRef writes ref into rec, a key record Restore just added to an
+// arena no state has published yet: the one time a record changes.
+func setPrimaryRef(rec string, ref uint64) {
+	b := unsafe.Slice(unsafe.StringData(rec), len(rec))
+	binary.BigEndian.PutUint64(b[len(b)-primaryRefSize:], ref)
 }
 
 // encodeRecord appends v's record. It is also the version's snapshot
@@ -240,14 +261,17 @@ func (v *Version) encodeRecord(e *encoder) {
 	e.bytes(v.Material)
 }
 
-// putVersion stores v, which then knows its record.
-func (s *State) putVersion(v *Version) {
+// putVersion stores v, which then knows its record, and returns its
+// entry's ref.
+func (s *State) putVersion(v *Version) uint64 {
 	e := s.arena.encoder()
 	v.encodeRecord(&e)
-	v.rec = s.arena.put(arenaVersion, "", v.ID, e.b)
+	var ref uint64
+	v.rec, ref = s.arena.put(arenaVersion, "", v.ID, e.b)
 	if old, ok := s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec}); ok {
 		s.arena.release(arenaVersion, "", old.rec)
 	}
+	return ref
 }
 
 // deleteVersion removes the version with id.
@@ -271,7 +295,9 @@ func (it versionItem) decode() Version {
 func (s *State) putKey(k *Key) {
 	e := s.arena.encoder()
 	k.encode(&e, recordKey)
-	it := keyItem{idp: prefix8(k.ID), account: k.Account, rec: s.arena.put(arenaKey, k.Account, k.ID, e.b)}
+	e.u64(s.arena.index.ref(s.arena.byID, arenaVersion, "", k.PrimaryVersion))
+	it := keyItem{idp: prefix8(k.ID), account: k.Account}
+	it.rec, _ = s.arena.put(arenaKey, k.Account, k.ID, e.b)
 	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
 		it.prim = p.rec
 	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {

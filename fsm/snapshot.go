@@ -342,10 +342,13 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	})
 	sr.records("version", func(d *decoder) {
 		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
-		st.putVersion(v)
+		ref := st.putVersion(v)
 		if it, ok := st.keys.Get(searchKey(v.Account, v.KeyID)); ok && it.prim == "" && it.key().PrimaryVersion == v.ID {
 			it.prim = v.rec
 			st.keys.ReplaceOrInsert(it)
+			if _, indexed := slotRef(ref, 0); indexed {
+				setPrimaryRef(it.rec, ref)
+			}
 		}
 	})
 	sr.records("alias", func(d *decoder) {

@@ -338,5 +338,6 @@ func TestEveryKeyKnowsItsPrimaryVersionAppliedOrRestored(t *testing.T) {
 		if n < 3 {
 			t.Fatalf("%s: only %d keys looked at", name, n)
 		}
+		checkIndex(t, st) // and finds each primary through its key's record
 	}
 }

@@ -244,12 +244,14 @@ func (s *State) key(account, id string, primary bool) (*Key, bool) {
 		}
 	}
 	k := new(Key)
-	it.decodeInto(k)
+	pref := it.decodeInto(k)
 	if !primary || k.PrimaryVersion == "" {
 		return k, true
 	}
-	if it.prim == "" { // found through the index, which holds no primary
-		if v, ok := s.version(k.PrimaryVersion); ok {
+	if it.prim == "" { // found through the index: the record names the primary's entry
+		if rec, ok := s.lookup.version(pref, k.PrimaryVersion); ok {
+			it.prim = rec
+		} else if v, ok := s.version(k.PrimaryVersion); ok {
 			it.prim = v.rec
 		}
 	}
