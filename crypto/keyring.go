@@ -97,22 +97,31 @@ const countsChunk = 1024
 // per version, a filter tag and the VersionKey's number, then the
 // VersionKey, whose hash says whether it is the one. The table is open
 // addressing with linear probing, at most half full, so a probe rarely
-// leaves the slot's cache line.
+// leaves the slot's cache line. It grows without a pause: a full table
+// gets a new one twice its size, and each version added after that moves a
+// few slots of the old one over (lookups meanwhile try the new table, then
+// the old), where moving a million at once held every request up for
+// ≈ 45 ms.
 type Keyring struct {
 	w      Wrapper
 	max    int
 	seeds  [2]maphash.Seed
 	mu     sync.RWMutex
 	table  []uint64                   // every version this process counts or holds: tag<<32 | number+1 (0: empty)
-	live   int                        // versions in table
+	old    []uint64                   // the table before the last growth, while its slots move to table
+	next   int                        // old's next slot to move
+	live   int                        // versions in table and old
 	counts []*[countsChunk]VersionKey // by number
 	n      int32                      // VersionKeys allocated
 	loaded []loadedKey                // the versions holding their key
 	hand   int
 }
 
-// minKeyringSlots is the size of an empty Keyring's table.
-const minKeyringSlots = 1 << 10
+const (
+	minKeyringSlots  = 1 << 10                  // the size of an empty Keyring's table
+	movedSlot        = ^uint64(0) &^ 0xffffffff // an old slot moved to the table (no version has number -1)
+	slotsMovedPerAdd = 8                        // slots of old moved per version added: done within a quarter of the new table's room
+)
 
 // loadedKey is an unwrapped version.
 type loadedKey struct {
@@ -145,18 +154,18 @@ func (k *Keyring) number(slot uint64) *VersionKey {
 	return &k.counts[i/countsChunk][i%countsChunk]
 }
 
-// find returns where the version with hash h is in the table, or the empty
-// slot where it would go, and its counts (nil if it has none). Called with
-// k.mu held, for reading at least.
-func (k *Keyring) find(h [2]uint64) (int, *VersionKey) {
-	mask := uint64(len(k.table) - 1)
+// probe returns where the version with hash h is in table t, or the empty
+// slot where it would go, and its counts (nil if t has none). Moved slots
+// (old's) are passed over. Called with k.mu held, for reading at least.
+func (k *Keyring) probe(t []uint64, h [2]uint64) (int, *VersionKey) {
+	mask := uint64(len(t) - 1)
 	tag := slotTag(h)
-	for p := h[0] & mask; ; p = (p + 1) & mask { // ends: the table is never full
-		s := k.table[p]
+	for p := h[0] & mask; ; p = (p + 1) & mask { // ends: a table is never full
+		s := t[p]
 		if s == 0 {
 			return int(p), nil
 		}
-		if s&^0xffffffff == tag {
+		if s&^0xffffffff == tag && s != movedSlot {
 			if v := k.number(s); v.h == h {
 				return int(p), v
 			}
@@ -164,10 +173,23 @@ func (k *Keyring) find(h [2]uint64) (int, *VersionKey) {
 	}
 }
 
+// find returns the counts of the version with hash h (nil if it has none),
+// the table they are in, and their slot there. Called with k.mu held, for
+// reading at least.
+func (k *Keyring) find(h [2]uint64) (*VersionKey, []uint64, int) {
+	p, v := k.probe(k.table, h)
+	if v == nil && k.old != nil {
+		if q, w := k.probe(k.old, h); w != nil {
+			return w, k.old, q
+		}
+	}
+	return v, k.table, p
+}
+
 // lookup returns the version's counts and, if it holds it, its key. Called
 // with k.mu held, for reading at least.
 func (k *Keyring) lookup(h [2]uint64, versionID string) (*VersionKey, *loadedKey) {
-	_, v := k.find(h)
+	v, _, _ := k.find(h)
 	if v == nil {
 		return nil, nil
 	}
@@ -222,13 +244,14 @@ func (k *Keyring) Software(versionID string, wrapped []byte) (*VersionKey, KeyBa
 	return v, sk, nil
 }
 
-// newCounts allocates the counts of a version the table does not have.
+// newCounts allocates the counts of a version the Keyring does not have.
 // Called with k.mu held.
 func (k *Keyring) newCounts(h [2]uint64) *VersionKey {
 	if (k.live+1)*2 > len(k.table) {
-		k.grow()
+		k.move(len(k.old)) // the last growth's moves, if any are left
+		k.old, k.table, k.next = k.table, make([]uint64, 2*len(k.table)), 0
 	}
-	p, _ := k.find(h)
+	p, _ := k.probe(k.table, h)
 	i := k.n
 	if int(i/countsChunk) == len(k.counts) {
 		k.counts = append(k.counts, new([countsChunk]VersionKey))
@@ -238,33 +261,44 @@ func (k *Keyring) newCounts(h [2]uint64) *VersionKey {
 	k.live++
 	v := &k.counts[i/countsChunk][i%countsChunk]
 	v.h, v.slot = h, -1
+	k.move(slotsMovedPerAdd)
 	return v
 }
 
-// grow doubles the table, re-adding the versions in the order of their
-// counts (a sequential read). Called with k.mu held.
-func (k *Keyring) grow() {
-	t := make([]uint64, 2*len(k.table))
-	mask := uint64(len(t) - 1)
-	for i := range k.n {
-		v := &k.counts[i/countsChunk][i%countsChunk]
-		if v.h == [2]uint64{} { // forgotten
-			continue
-		}
-		p := v.h[0] & mask
-		for t[p] != 0 {
-			p = (p + 1) & mask
-		}
-		t[p] = slotTag(v.h) | uint64(i+1)
+// move moves up to n slots of the old table to the table, and drops the
+// old table once it has moved them all. Called with k.mu held.
+func (k *Keyring) move(n int) {
+	if k.old == nil {
+		return
 	}
-	k.table = t
+	mask := uint64(len(k.table) - 1)
+	for ; n > 0 && k.next < len(k.old); n-- {
+		if s := k.old[k.next]; s != 0 && s != movedSlot {
+			p := k.number(s).h[0] & mask
+			for k.table[p] != 0 {
+				p = (p + 1) & mask
+			}
+			k.table[p] = s
+			k.old[k.next] = movedSlot
+		}
+		k.next++
+	}
+	if k.next == len(k.old) {
+		k.old = nil
+	}
 }
 
-// remove empties table slot p and moves later slots of its run back, so
-// every version stays reachable from its home slot without gaps. Called
-// with k.mu held.
-func (k *Keyring) remove(p int) {
-	t, mask := k.table, uint64(len(k.table)-1)
+// remove drops the version in slot p of table t. In the table it empties
+// the slot and moves later slots of its run back, so every version stays
+// reachable from its home slot without gaps; in the old table, which only
+// loses slots now, it marks the slot moved. Called with k.mu held.
+func (k *Keyring) remove(t []uint64, p int) {
+	k.live--
+	if &t[0] != &k.table[0] {
+		t[p] = movedSlot
+		return
+	}
+	mask := uint64(len(t) - 1)
 	hole := uint64(p)
 	t[hole] = 0
 	for q := (hole + 1) & mask; t[q] != 0; q = (q + 1) & mask {
@@ -274,7 +308,6 @@ func (k *Keyring) remove(p int) {
 			hole = q
 		}
 	}
-	k.live--
 }
 
 // hold adds a version's key to the loaded versions, evicting one if the
@@ -318,12 +351,12 @@ func (k *Keyring) Forget(versionIDs ...string) {
 	defer k.mu.Unlock()
 	for _, id := range versionIDs {
 		h := k.hash(id)
-		p, v := k.find(h)
+		v, t, p := k.find(h)
 		if v == nil {
 			continue
 		}
 		_, l := k.lookup(h, id)
-		k.remove(p)
+		k.remove(t, p)
 		v.h = [2]uint64{}
 		if l != nil {
 			s, last := v.slot, len(k.loaded)-1
@@ -354,7 +387,7 @@ func (k *Keyring) Clear() {
 		k.loaded[i].v.slot = -1
 		k.put(int32(i), "", nil, nil, false)
 	}
-	k.table, k.live = make([]uint64, minKeyringSlots), 0
+	k.table, k.old, k.next, k.live = make([]uint64, minKeyringSlots), nil, 0, 0
 	k.counts, k.n = nil, 0
 	k.loaded, k.hand = k.loaded[:0], 0
 }

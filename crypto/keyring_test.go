@@ -239,16 +239,16 @@ func TestForgettingVersionsKeepsEveryOtherVersionsCounts(t *testing.T) {
 		if i%3 != 1 {
 			continue
 		}
-		p, v := k.find(h)
+		v, tab, p := k.find(h)
 		if v != held[h] {
 			t.Fatalf("version %d not found before forgetting it", i)
 		}
-		k.remove(p)
+		k.remove(tab, p)
 		v.h = [2]uint64{}
 		gone[h] = true
 	}
 	for i, h := range hs {
-		_, v := k.find(h)
+		v, _, _ := k.find(h)
 		switch {
 		case gone[h] && v != nil:
 			t.Fatalf("forgotten version %d still found", i)
@@ -258,5 +258,61 @@ func TestForgettingVersionsKeepsEveryOtherVersionsCounts(t *testing.T) {
 	}
 	if k.live != len(hs)-len(gone) {
 		t.Fatalf("table counts %d versions, want %d", k.live, len(hs)-len(gone))
+	}
+}
+
+// The table grows without a pause: each version added moves a few slots of
+// the old table, and versions are found, and forgotten, wherever they are
+// meanwhile.
+func TestTheTableGrowsAFewSlotsAtATime(t *testing.T) {
+	k := NewKeyring(nil, 4)
+	held := map[[2]uint64]*VersionKey{}
+	gone := map[[2]uint64]bool{}
+	check := func(when string) {
+		t.Helper()
+		for h, want := range held {
+			v, _, _ := k.find(h)
+			if gone[h] != (v == nil) || (v != nil && v != want) {
+				t.Fatalf("%s: version %x found as %p, want %p (forgotten: %v)", when, h, v, want, gone[h])
+			}
+		}
+	}
+	growths, sawOld := 0, false
+	for i := range 20000 {
+		h := [2]uint64{uint64(i) * 0x9e3779b97f4a7c15, uint64(i)}
+		before := len(k.table)
+		held[h] = k.newCounts(h)
+		if len(k.table) != before {
+			growths++
+			if k.old == nil || k.next > slotsMovedPerAdd {
+				t.Fatalf("growth %d moved %d slots at once (old table kept: %v)", growths, k.next, k.old != nil)
+			}
+		}
+		if k.old != nil {
+			sawOld = true
+			if i%7 == 0 { // forget one from each table while they coexist
+				for g := range held {
+					if gone[g] {
+						continue
+					}
+					v, tab, p := k.find(g)
+					k.remove(tab, p)
+					v.h = [2]uint64{}
+					gone[g] = true
+					break
+				}
+			}
+			if i%1000 == 0 {
+				check(fmt.Sprintf("while moving, after %d versions", i+1))
+			}
+		}
+	}
+	if growths < 5 || !sawOld {
+		t.Fatalf("%d growths (moving seen: %v): the test does not reach what it tests", growths, sawOld)
+	}
+	k.move(len(k.old))
+	check("after moving")
+	if k.old != nil || k.live != len(held)-len(gone) {
+		t.Fatalf("old table kept: %v; %d versions counted, want %d", k.old != nil, k.live, len(held)-len(gone))
 	}
 }
