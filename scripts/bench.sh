@@ -26,6 +26,9 @@ wait_ready() {
   echo "node$1 not ready; its log:" >&2; tail -20 "$WORK/node$1.log" >&2; exit 1
 }
 
+# port_free PORT: nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # cluster N [CONFIG]: stop what runs, start N fresh nodes (with the kmsd
 # configuration file CONFIG, if given), set ENDPOINTS and CREDS.
 cluster() {
@@ -36,6 +39,11 @@ cluster() {
   wait 2>/dev/null || true
   PIDS=()
   rm -rf "$WORK"/node*
+  for i in $(seq 1 "$n"); do # else the readiness check would ask another process
+    for a in "$(api "$i")" "$(raft "$i")"; do
+      port_free "${a#*:}" || { echo "$a is taken by another process (a kmsd left running?); stop it first" >&2; exit 1; }
+    done
+  done
   bin/kmsd "${conf[@]}" --data-dir "$WORK/node1" --node-id node1 --api-addr "$(api 1)" --raft-addr "$(raft 1)" >"$WORK/node1.log" 2>&1 &
   PIDS+=($!)
   wait_ready 1
