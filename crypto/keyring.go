@@ -174,32 +174,35 @@ func (k *Keyring) probe(t []uint64, h [2]uint64) (int, *VersionKey) {
 }
 
 // find returns the counts of the version with hash h (nil if it has none),
-// the table they are in, and their slot there. Called with k.mu held, for
-// reading at least.
-func (k *Keyring) find(h [2]uint64) (*VersionKey, []uint64, int) {
-	p, v := k.probe(k.table, h)
+// their slot, and whether that slot is the old table's. Called with k.mu
+// held, for reading at least.
+func (k *Keyring) find(h [2]uint64) (v *VersionKey, p int, inOld bool) {
+	p, v = k.probe(k.table, h)
 	if v == nil && k.old != nil {
 		if q, w := k.probe(k.old, h); w != nil {
-			return w, k.old, q
+			return w, q, true
 		}
 	}
-	return v, k.table, p
+	return v, p, false
+}
+
+// held returns v's unwrapped key if the Keyring holds it for versionID.
+// Called with k.mu held, for reading at least.
+func (k *Keyring) held(v *VersionKey, versionID string) *loadedKey {
+	if v == nil || v.slot < 0 {
+		return nil
+	}
+	if l := &k.loaded[v.slot]; l.id == versionID {
+		return l
+	}
+	return nil
 }
 
 // lookup returns the version's counts and, if it holds it, its key. Called
 // with k.mu held, for reading at least.
 func (k *Keyring) lookup(h [2]uint64, versionID string) (*VersionKey, *loadedKey) {
 	v, _, _ := k.find(h)
-	if v == nil {
-		return nil, nil
-	}
-	if v.slot < 0 {
-		return v, nil
-	}
-	if l := &k.loaded[v.slot]; l.id == versionID {
-		return v, l
-	}
-	return v, nil
+	return v, k.held(v, versionID)
 }
 
 // Software returns a software key version's counts and its key, unwrapping
@@ -288,17 +291,18 @@ func (k *Keyring) move(n int) {
 	}
 }
 
-// remove drops the version in slot p of table t. In the table it empties
-// the slot and moves later slots of its run back, so every version stays
-// reachable from its home slot without gaps; in the old table, which only
-// loses slots now, it marks the slot moved. Called with k.mu held.
-func (k *Keyring) remove(t []uint64, p int) {
+// remove drops the version in slot p of the table, or of the old table if
+// inOld. In the table it empties the slot and moves later slots of its run
+// back, so every version stays reachable from its home slot without gaps;
+// in the old table, which only loses slots now, it marks the slot moved.
+// Called with k.mu held.
+func (k *Keyring) remove(p int, inOld bool) {
 	k.live--
-	if &t[0] != &k.table[0] {
-		t[p] = movedSlot
+	if inOld {
+		k.old[p] = movedSlot
 		return
 	}
-	mask := uint64(len(t) - 1)
+	t, mask := k.table, uint64(len(k.table)-1)
 	hole := uint64(p)
 	t[hole] = 0
 	for q := (hole + 1) & mask; t[q] != 0; q = (q + 1) & mask {
@@ -351,12 +355,12 @@ func (k *Keyring) Forget(versionIDs ...string) {
 	defer k.mu.Unlock()
 	for _, id := range versionIDs {
 		h := k.hash(id)
-		v, t, p := k.find(h)
+		v, p, inOld := k.find(h)
 		if v == nil {
 			continue
 		}
-		_, l := k.lookup(h, id)
-		k.remove(t, p)
+		l := k.held(v, id)
+		k.remove(p, inOld)
 		v.h = [2]uint64{}
 		if l != nil {
 			s, last := v.slot, len(k.loaded)-1

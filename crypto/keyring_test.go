@@ -239,11 +239,11 @@ func TestForgettingVersionsKeepsEveryOtherVersionsCounts(t *testing.T) {
 		if i%3 != 1 {
 			continue
 		}
-		v, tab, p := k.find(h)
+		v, p, inOld := k.find(h)
 		if v != held[h] {
 			t.Fatalf("version %d not found before forgetting it", i)
 		}
-		k.remove(tab, p)
+		k.remove(p, inOld)
 		v.h = [2]uint64{}
 		gone[h] = true
 	}
@@ -295,8 +295,8 @@ func TestTheTableGrowsAFewSlotsAtATime(t *testing.T) {
 					if gone[g] {
 						continue
 					}
-					v, tab, p := k.find(g)
-					k.remove(tab, p)
+					v, p, inOld := k.find(g)
+					k.remove(p, inOld)
 					v.h = [2]uint64{}
 					gone[g] = true
 					break
@@ -314,5 +314,18 @@ func TestTheTableGrowsAFewSlotsAtATime(t *testing.T) {
 	check("after moving")
 	if k.old != nil || k.live != len(held)-len(gone) {
 		t.Fatalf("old table kept: %v; %d versions counted, want %d", k.old != nil, k.live, len(held)-len(gone))
+	}
+	slots := 0
+	for _, s := range k.table {
+		if s == 0 {
+			continue
+		}
+		slots++
+		if k.number(s).h == [2]uint64{} {
+			t.Fatal("a forgotten version still has a slot")
+		}
+	}
+	if slots != k.live {
+		t.Fatalf("%d slots in use for %d versions", slots, k.live)
 	}
 }
