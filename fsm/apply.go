@@ -279,7 +279,7 @@ func (c *CreateAccount) apply(t *txn) Result {
 }
 
 func (c *CreateKey) apply(t *txn) Result {
-	if c.ID == "" || c.VersionID == "" || len(c.Material) == 0 || strings.HasPrefix(c.ID, AliasPrefix) {
+	if !validIDs(c.ID, c.VersionID) || len(c.Material) == 0 || strings.HasPrefix(c.ID, AliasPrefix) {
 		return fail(ErrInvalidCommand)
 	}
 	if _, ok := t.st.Account(c.Account); !ok {
@@ -491,7 +491,7 @@ func (c *DeleteAlias) apply(t *txn) Result {
 }
 
 func (c *RotateKey) apply(t *txn) Result {
-	if c.VersionID == "" || len(c.Material) == 0 {
+	if c.VersionID == "" || len(c.VersionID) > maxVersionIDLen || len(c.Material) == 0 { // KeyID may name an alias
 		return fail(ErrInvalidCommand)
 	}
 	if _, ok := t.st.Version(c.VersionID); ok {

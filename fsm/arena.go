@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"cmp"
 	"encoding/binary"
 	"slices"
 	"unsafe"
@@ -9,28 +8,27 @@ import (
 
 // The key store's records live in an arena: chunks of arenaChunk bytes,
 // each one object to the garbage collector, where a million records were
-// two million small objects. Marking a record used to cost the collector a
-// lookup of the record's span (a cache miss: millions of records fill
-// tens of thousands of spans); a pointer into a chunk finds one of a few
-// thousand chunks, whose spans stay in cache. At a million keys that was
-// most of the collector's work.
+// two million small objects, and chunks hold no pointers: the collector
+// neither scans them nor looks up a span per record. Tree items name their
+// record's entry by a ref (chunk id and offset, keystore.go), which a state
+// resolves through the chunks by id of its time.
 //
 // Records never change: a record is written once, at the end of the
-// current chunk, and published states read it through the tree items that
-// hold it, while the writer appends after it. A record stops being the
+// current chunk, and published states read it through the refs of their
+// items and index, while the writer appends after it. A record stops being the
 // writer's when its key or version changes or goes (release); the chunk
 // counts the bytes of its records still in use, and a chunk that falls
 // below three quarters in use is evacuated: its records still in use are
 // copied to the current chunk and their tree items pointed at the copies,
 // a few per applied batch (compact), and the chunk is dropped. Published
-// states that still hold its records keep it alive until they go; the
+// states keep it alive through their chunks by id until they go; the
 // collector frees it after that. So the arena holds at most a third more
 // than its records in use, plus what is waiting for evacuation.
 //
 // Only the writer (the FSM's apply path, or Restore building a state)
-// calls the arena; a published state reads records through its trees, or
-// through the arena's hash index (index.go) with the view of it it was
-// published with.
+// calls the arena; a published state reads records through its trees'
+// refs, or through the arena's hash index (index.go), with the chunks by id
+// and the view of the index it was published with.
 
 // arenaChunk is a chunk's size; a record larger than that gets a chunk of
 // its own size.
@@ -46,7 +44,7 @@ const (
 // An entry's ref is its chunk's id<<32 | its offset in the chunk.
 
 type arena struct {
-	chunks []*chunk // by base address, for release
+	owned []*chunk // by id (nil: no chunk's), for release and evacuation
 	// byID holds the chunks' memory by id (0 is no chunk's; a dropped
 	// chunk's is nil), for refs: a reader finds an entry in one array it
 	// reads often, not through each chunk's struct, a cache miss more per
@@ -73,13 +71,6 @@ type chunk struct {
 	inUse  int // bytes of the entries whose records the writer's state holds
 	next   int // offset of the next entry to evacuate
 	queued bool
-}
-
-func (c *chunk) base() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(c.b))) }
-
-// search returns where in a.chunks a chunk based at p is or would go.
-func (a *arena) search(p uintptr) (int, bool) {
-	return slices.BinarySearchFunc(a.chunks, p, func(x *chunk, p uintptr) int { return cmp.Compare(x.base(), p) })
 }
 
 // entrySize is the size of a record's arena entry.
@@ -136,12 +127,11 @@ func uvarintLen(x uint64) int {
 func (a *arena) encoder() encoder { return encoder{b: a.scratch[:0]} }
 
 // add copies rec (of a key of account, or of a version) into the arena and
-// returns the copy and its entry's ref. rec is the buffer of the arena's
-// encoder.
-func (a *arena) add(kind byte, account string, rec []byte) (string, uint64) {
+// returns its entry's ref. rec is the buffer of the arena's encoder.
+func (a *arena) add(kind byte, account string, rec []byte) uint64 {
 	a.scratch = rec[:0] // keep what the buffer grew to
 	if len(rec) == 0 {
-		return "", 0 // no record is empty (each starts with its id)
+		return 0 // no record is empty (each starts with its id)
 	}
 	size := entrySize(kind, account, len(rec))
 	c := a.cur
@@ -155,29 +145,26 @@ func (a *arena) add(kind byte, account string, rec []byte) (string, uint64) {
 		c.b = append(c.b, account...)
 	}
 	c.b = binary.AppendUvarint(c.b, uint64(len(rec)))
-	off := len(c.b)
 	c.b = append(c.b, rec...)
 	c.inUse += size
-	return unsafe.String(&c.b[off], len(rec)), ref
+	return ref
 }
 
 func (a *arena) newChunk(size int) *chunk {
 	old := a.cur
 	mem := make([]byte, size)
 	a.cur = &chunk{b: mem[:0]}
-	i, _ := a.search(a.cur.base())
-	a.chunks = slices.Insert(a.chunks, i, a.cur)
 	if len(a.byID) == 0 {
-		a.byID = [][]byte{nil} // ref 0 is no entry's
+		a.byID, a.owned = [][]byte{nil}, []*chunk{nil} // ref 0 is no entry's
 	}
 	byID := slices.Clone(a.byID)
 	if n := len(a.free); n > 0 {
 		a.cur.id, a.free = a.free[n-1], a.free[:n-1]
 	} else {
 		a.cur.id = uint32(len(byID))
-		byID = append(byID, nil)
+		byID, a.owned = append(byID, nil), append(a.owned, nil)
 	}
-	byID[a.cur.id] = mem
+	byID[a.cur.id], a.owned[a.cur.id] = mem, a.cur
 	a.byID = byID
 	if old != nil {
 		a.check(old)
@@ -185,28 +172,16 @@ func (a *arena) newChunk(size int) *chunk {
 	return a.cur
 }
 
-// find returns the chunk holding rec's bytes, or nil.
-func (a *arena) find(rec string) *chunk {
-	p := uintptr(unsafe.Pointer(unsafe.StringData(rec)))
-	i, found := a.search(p)
-	if !found {
-		i--
-	}
-	if i < 0 || p >= a.chunks[i].base()+uintptr(len(a.chunks[i].b)) {
-		return nil
-	}
-	return a.chunks[i]
-}
-
-// release records that the writer's state no longer holds rec, a record of
-// kind (of a key of account).
-func (a *arena) release(kind byte, account, rec string) {
-	size := entrySize(kind, account, len(rec))
-	c := a.find(rec)
-	if c == nil {
-		a.lost += size
+// release records that the writer's state no longer holds the entry at
+// ref.
+func (a *arena) release(ref uint64) {
+	id, off := ref>>32, uint64(uint32(ref))
+	if id >= uint64(len(a.owned)) || a.owned[id] == nil || off >= uint64(len(a.owned[id].b)) {
+		a.lost++
 		return
 	}
+	c := a.owned[id]
+	_, _, _, size := readEntry(c.b[off:])
 	c.inUse -= size
 	a.check(c)
 }
@@ -239,69 +214,68 @@ func (s *State) compact() {
 		a.lost += c.inUse // 0 unless the bookkeeping is wrong
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
-		i, _ := a.search(c.base())
-		a.chunks = slices.Delete(a.chunks, i, i+1)
 		a.byID = slices.Clone(a.byID)
-		a.byID[c.id] = nil
+		a.byID[c.id], a.owned[c.id] = nil, nil
 		a.free = append(a.free, c.id)
 	}
 }
 
-// evacuate reads c's next entry and, if the writer's state still holds its
-// record, copies the record to the current chunk and points its items at
-// the copy.
+// evacuate reads c's next entry and, if the writer's state still holds it,
+// copies its record to the current chunk and points its item at the copy.
 func (s *State) evacuate(c *chunk) {
+	ref := uint64(c.id)<<32 | uint64(c.next)
 	kind, account, rec, size := readEntry(c.b[c.next:])
 	if size == 0 { // cannot happen (add writes every entry)
-		c.next = len(c.b) // its records stay where they are, alive while items hold them
+		c.next = len(c.b) // its records stay where they are, alive while states hold the chunk
 		return
 	}
 	c.next += size
-	same := func(x string) bool { return unsafe.StringData(x) == unsafe.StringData(rec) }
 	id := recordID(rec)
 	switch kind {
 	case arenaKey:
 		it, ok := s.keys.Get(searchKey(account, id))
-		if !ok || !same(it.rec) {
+		if !ok || it.ref != ref {
 			return
 		}
-		it.rec = s.arena.move(c, kind, it.account, id, rec)
+		it.ref = s.arena.move(c, kind, it.account, id, rec)
 		s.keys.ReplaceOrInsert(it)
 	case arenaVersion:
 		it, ok := s.versions.Get(searchVersion(id))
-		if !ok || !same(it.rec) {
+		if !ok || it.ref != ref {
 			return
 		}
-		it.rec = s.arena.move(c, kind, "", id, rec)
+		it.ref = s.arena.move(c, kind, "", id, rec)
 		s.versions.ReplaceOrInsert(it)
-		v := it.decode()
-		if k, ok := s.keys.Get(searchKey(v.Account, v.KeyID)); ok && same(k.prim) {
-			k.prim = it.rec
-			s.putKey(k.key()) // the key's record names its primary version's entry
+		v := decodeVersionRecord(rec)
+		if k, ok := s.keys.Get(searchKey(v.Account, v.KeyID)); ok {
+			var key Key
+			if decodeKeyRecord(s.record(k.ref), k.account, &key) == ref {
+				s.putKey(&key) // the key's record names its primary version's entry
+			}
 		}
 	}
 }
 
-// move copies rec, the record with id in c, to the current chunk.
-func (a *arena) move(c *chunk, kind byte, account, id, rec string) string {
+// move copies rec, the record with id in c, to the current chunk, and
+// returns the copy's ref.
+func (a *arena) move(c *chunk, kind byte, account, id, rec string) uint64 {
 	c.inUse -= entrySize(kind, account, len(rec))
-	s, _ := a.put(kind, account, id, append(a.scratch[:0], rec...))
-	return s
+	return a.put(kind, account, id, append(a.scratch[:0], rec...))
 }
 
 // put adds rec, the record of kind, account and id, to the arena and
-// points the index at it; it returns the arena's copy and its entry's ref.
-func (a *arena) put(kind byte, account, id string, rec []byte) (string, uint64) {
-	s, ref := a.add(kind, account, rec)
+// points the index at it; it returns its entry's ref.
+func (a *arena) put(kind byte, account, id string, rec []byte) uint64 {
+	ref := a.add(kind, account, rec)
 	if ref != 0 {
 		a.index.put(a.byID, kind, account, id, ref)
 	}
-	return s, ref
+	return ref
 }
 
-// drop removes the record of kind, account and id from the index and
-// releases rec, its copy.
-func (a *arena) drop(kind byte, account, id, rec string) {
+// drop removes the entry of kind, account and id, at ref, from the index
+// and releases it.
+func (a *arena) drop(kind byte, account, id string, ref uint64) {
 	a.index.del(a.byID, kind, account, id)
-	a.release(kind, account, rec)
+	a.release(ref)
 }

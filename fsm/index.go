@@ -256,22 +256,10 @@ func (x *hashIndex) rebuild(chunks [][]byte) {
 	x.tab, x.used = t, x.live
 }
 
-// ref returns the arena ref of the entry of kind, account and id, or 0 if
-// the index does not hold it.
-func (x *hashIndex) ref(chunks [][]byte, kind byte, account, id string) uint64 {
-	if id == "" {
-		return 0
-	}
-	if i, found := x.slot(chunks, indexHash(x.seed, kind, account, id), kind, account, id); found {
-		return arenaRef(x.tab.w[2*i+1])
-	}
-	return 0
-}
-
-// version returns the record of the version with id at ref, a ref a key's
-// record holds, or false if ref names no such entry in v's chunks.
-func (v *indexView) version(ref uint64, id string) (string, bool) {
-	kind, _, rec, ok := entryAt(v.chunks, ref)
+// versionAt returns the record of the version with id at ref in chunks, a
+// ref a key's record holds, or false if ref names no such entry.
+func versionAt(chunks [][]byte, ref uint64, id string) (string, bool) {
+	kind, _, rec, ok := entryAt(chunks, ref)
 	if !ok || kind != arenaVersion || recordID(rec) != id {
 		return "", false
 	}

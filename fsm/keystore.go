@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"cmp"
 	"encoding/binary"
+	"fmt"
 	"unsafe"
 )
 
@@ -18,54 +20,95 @@ import (
 // record (no copies); a change encodes a new record. Records never change,
 // so a State published to readers stays immutable.
 
-// keyItem indexes a key by (account, id). rec is the key's record and prim
-// its primary version's, so encrypting needs one tree lookup, not two. In
-// the item a lookup compares with (search), rec is the bare id.
+// Tree items hold no pointer but a key's account, whose string every key
+// of the account shares: the collector scans the trees' nodes every
+// cycle, and at a million keys items holding their records and the
+// primary version's as strings were four million pointers for it to look
+// up, each into an arena chunk — 130–150 ms of a cycle in a throw-away
+// program building the trees as they were, 65 ms with the account the
+// one pointer left. So an item holds its id inline, packed into words
+// (packID), and its record's arena entry as a ref, which a state resolves
+// through the chunks by id of its time (State.record): the trees' less
+// functions, shared by every clone, cannot. Ids are therefore bounded:
+// crypto.NewKeyID makes 24-byte key ids and versions are named by 36-byte
+// UUIDs; the state machine refuses longer ones (validIDs).
+const (
+	maxKeyIDLen     = 32
+	maxVersionIDLen = 40
+)
+
+// keyItem indexes a key by (account, id).
 type keyItem struct {
-	idp       uint64
-	account   string
-	rec, prim string
-	search    bool
+	account string
+	id      [maxKeyIDLen / 8]uint64 // packID
+	n       uint8                   // the id's length; maxKeyIDLen+1 in a search for a longer id
+	ref     uint64                  // the key's arena entry
 }
 
-// searchKey is the item a lookup of (account, id) compares with.
+// searchKey is the item a lookup of (account, id) compares with. An id too
+// long to store orders as its packed prefix with a length beyond the
+// longest stored id's, so it equals no item and ranges over items still
+// start where they would for the full id.
 func searchKey(account, id string) keyItem {
-	return keyItem{idp: prefix8(id), account: account, rec: id, search: true}
+	it := keyItem{account: account}
+	it.n = packID(it.id[:], id)
+	return it
 }
 
-func (it keyItem) id() string {
-	if it.search {
-		return it.rec
-	}
-	return recordID(it.rec)
-}
+func (it keyItem) idString() string { return unpackID(it.id[:], it.n) }
 
-// versionItem indexes a key version by id; rec is the version's record, or
-// the bare id in a search item.
+// versionItem indexes a key version by id.
 type versionItem struct {
-	idp    uint64
-	rec    string
-	search bool
+	id  [maxVersionIDLen / 8]uint64
+	n   uint8
+	ref uint64 // the version's arena entry
 }
 
 func searchVersion(id string) versionItem {
-	return versionItem{idp: prefix8(id), rec: id, search: true}
+	var it versionItem
+	it.n = packID(it.id[:], id)
+	return it
 }
 
-func (it versionItem) id() string {
-	if it.search {
-		return it.rec
+func (it versionItem) idString() string { return unpackID(it.id[:], it.n) }
+
+// validIDs reports whether the key store can hold a key and a version with
+// these ids.
+func validIDs(keyID, versionID string) bool {
+	return keyID != "" && versionID != "" && len(keyID) <= maxKeyIDLen && len(versionID) <= maxVersionIDLen
+}
+
+// packID sets w to id's bytes, big-endian and zero-padded, and returns
+// id's length, or len(w)*8+1 for an id longer than w holds (w then holds
+// its prefix).
+func packID(w []uint64, id string) uint8 {
+	var b [maxVersionIDLen]byte
+	n := min(len(id), 8*len(w)+1)
+	copy(b[:8*len(w)], id)
+	for i := range w {
+		w[i] = binary.BigEndian.Uint64(b[8*i:])
 	}
-	return recordID(it.rec)
+	return uint8(n)
 }
 
-// prefix8 is s's first 8 bytes as a big-endian number, zero-padded: for any
-// two strings, prefix8(a) < prefix8(b) implies a < b, and a < b implies
-// prefix8(a) <= prefix8(b).
-func prefix8(s string) uint64 {
-	var b [8]byte
-	copy(b[:], s)
-	return binary.BigEndian.Uint64(b[:])
+func unpackID(w []uint64, n uint8) string {
+	var b [maxVersionIDLen]byte
+	for i, x := range w {
+		binary.BigEndian.PutUint64(b[8*i:], x)
+	}
+	return string(b[:min(int(n), 8*len(w))])
+}
+
+// compareIDs orders packed ids as their strings: by their words, then by
+// length (zero padding sorts below every byte, and an id's own zero bytes
+// are told apart from padding by its length).
+func compareIDs(a, b []uint64, an, bn uint8) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return cmp.Compare(a[i], b[i])
+		}
+	}
+	return cmp.Compare(an, bn)
 }
 
 // recordID returns the id a record starts with, viewing the record.
@@ -202,29 +245,35 @@ func (k *Key) decode(d *decoder, f keyFormat) {
 	}
 }
 
-// key decodes the item's key. Records are written only by putKey, so a
-// record that does not decode is a bug, not bad input.
-func (it keyItem) key() *Key {
-	k := new(Key)
-	it.decodeInto(k)
-	it.setPrimary(k)
-	return k
-}
-
-// setPrimary sets k's primary version to the item's.
-func (it keyItem) setPrimary(k *Key) {
-	if it.prim != "" {
-		k.pv = versionItem{rec: it.prim}.decode()
-		k.primary = &k.pv
+// chunks returns the chunks by id that s's items' refs resolve through:
+// the arena's current ones for the writer's state, those of its time for
+// a published one.
+func (s *State) chunks() [][]byte {
+	if s.lookup.tab != nil {
+		return s.lookup.chunks
 	}
+	return s.arena.byID
 }
 
-// decodeInto sets k's fields from the item's record, all but the primary
-// version, reusing k.Versions' array. It returns the arena ref of the
-// primary version's entry the record holds (0: none).
-func (it keyItem) decodeInto(k *Key) uint64 {
-	d := viewDecoder(it.rec)
-	k.Account = it.account
+// record returns the record of the arena entry at ref, an item's. Items
+// are written only by the writer, with refs of entries it wrote, so a ref
+// that names no entry is a bug, not bad input.
+func (s *State) record(ref uint64) string {
+	_, _, rec, ok := entryAt(s.chunks(), ref)
+	if !ok {
+		panic(fmt.Sprintf("fsm: a key store item names no arena entry (ref %#x)", ref))
+	}
+	return rec
+}
+
+// decodeKeyRecord sets k's fields from rec, a key record of account, all
+// but the primary version, reusing k.Versions' array. It returns the arena
+// ref of the primary version's entry the record holds (0: none). Records
+// are written only by putKey, so a record that does not decode is a bug,
+// not bad input.
+func decodeKeyRecord(rec, account string, k *Key) uint64 {
+	d := viewDecoder(rec)
+	k.Account = account
 	k.decode(&d, recordKey)
 	pref := d.u64()
 	if err := d.done("key record"); err != nil {
@@ -233,15 +282,30 @@ func (it keyItem) decodeInto(k *Key) uint64 {
 	return pref
 }
 
+// setPrimary sets k's primary version: the entry at pref, the ref k's
+// record holds, or else the version's own entry.
+func (s *State) setPrimary(k *Key, pref uint64) {
+	if k.PrimaryVersion == "" {
+		return
+	}
+	rec, ok := versionAt(s.chunks(), pref, k.PrimaryVersion)
+	if !ok {
+		if rec, ok = s.versionRecord(k.PrimaryVersion); !ok {
+			return
+		}
+	}
+	k.pv = decodeVersionRecord(rec)
+	k.primary = &k.pv
+}
+
 // A key's record ends with the arena ref of its primary version's entry, so
-// a reader of the hash index finds the version without probing the index
-// for it: one cache miss fewer per GenerateDataKey and Encrypt at a million
-// keys. The writer keeps the ref exact — putKey looks it up, and moving the
-// version (evacuate) rewrites the key's record — so a published state's key
-// record names the version entry current in that state, in a chunk its
-// chunks-by-id table holds. 0 when the index does not hold the version
-// (refs beyond its 20 bits, or a key restored before its versions, until
-// Restore fills it in: setPrimaryRef).
+// a reader finds the version without looking it up by id: one cache miss
+// fewer per GenerateDataKey and Encrypt at a million keys. The writer keeps
+// the ref exact — putKey takes it from the version's item, and moving the
+// version (evacuate) rewrites the key's record — so a key record names the
+// version entry current in the states that hold the record, in a chunk
+// their chunks by id hold. 0 for a key restored before its versions, until
+// Restore fills it in (setPrimaryRef).
 const primaryRefSize = 8
 
 // setPrimaryRef writes ref into rec, a key record Restore just added to an
@@ -261,30 +325,29 @@ func (v *Version) encodeRecord(e *encoder) {
 	e.bytes(v.Material)
 }
 
-// putVersion stores v, which then knows its record, and returns its
-// entry's ref.
+// putVersion stores v and returns its entry's ref.
 func (s *State) putVersion(v *Version) uint64 {
 	e := s.arena.encoder()
 	v.encodeRecord(&e)
-	var ref uint64
-	v.rec, ref = s.arena.put(arenaVersion, "", v.ID, e.b)
-	if old, ok := s.versions.ReplaceOrInsert(versionItem{idp: prefix8(v.ID), rec: v.rec}); ok {
-		s.arena.release(arenaVersion, "", old.rec)
+	it := searchVersion(v.ID)
+	it.ref = s.arena.put(arenaVersion, "", v.ID, e.b)
+	if old, ok := s.versions.ReplaceOrInsert(it); ok {
+		s.arena.release(old.ref)
 	}
-	return ref
+	return it.ref
 }
 
 // deleteVersion removes the version with id.
 func (s *State) deleteVersion(id string) {
 	if old, ok := s.versions.Delete(searchVersion(id)); ok {
-		s.arena.drop(arenaVersion, "", id, old.rec)
+		s.arena.drop(arenaVersion, "", id, old.ref)
 	}
 }
 
-// decode returns the item's version.
-func (it versionItem) decode() Version {
-	d := viewDecoder(it.rec)
-	v := Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes(), rec: it.rec}
+// decodeVersionRecord returns the version a version record holds.
+func decodeVersionRecord(rec string) Version {
+	d := viewDecoder(rec)
+	v := Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
 	if err := d.done("version record"); err != nil {
 		panic(err)
 	}
@@ -295,22 +358,21 @@ func (it versionItem) decode() Version {
 func (s *State) putKey(k *Key) {
 	e := s.arena.encoder()
 	k.encode(&e, recordKey)
-	e.u64(s.arena.index.ref(s.arena.byID, arenaVersion, "", k.PrimaryVersion))
-	it := keyItem{idp: prefix8(k.ID), account: k.Account}
-	it.rec, _ = s.arena.put(arenaKey, k.Account, k.ID, e.b)
-	if p := k.primary; p != nil && p.rec != "" && p.ID == k.PrimaryVersion {
-		it.prim = p.rec
-	} else if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok {
-		it.prim = v.rec
+	var pref uint64
+	if v, ok := s.versions.Get(searchVersion(k.PrimaryVersion)); ok && k.PrimaryVersion != "" {
+		pref = v.ref
 	}
+	e.u64(pref)
+	it := searchKey(k.Account, k.ID)
+	it.ref = s.arena.put(arenaKey, k.Account, k.ID, e.b)
 	if old, ok := s.keys.ReplaceOrInsert(it); ok {
-		s.arena.release(arenaKey, old.account, old.rec)
+		s.arena.release(old.ref)
 	}
 }
 
 // deleteKey removes the key with id in account.
 func (s *State) deleteKey(account, id string) {
 	if old, ok := s.keys.Delete(searchKey(account, id)); ok {
-		s.arena.drop(arenaKey, old.account, id, old.rec)
+		s.arena.drop(arenaKey, account, id, old.ref)
 	}
 }

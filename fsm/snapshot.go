@@ -116,12 +116,12 @@ func (s *snapshot) write(w io.Writer) error {
 	sw.begin(st.keys.Len())
 	var k Key
 	st.keys.Ascend(func(it keyItem) bool {
-		it.decodeInto(&k)
+		decodeKeyRecord(st.record(it.ref), it.account, &k)
 		return sw.record(func(e *encoder) { k.encode(e, snapshotKey) })
 	})
 	sw.begin(st.versions.Len())
 	st.versions.Ascend(func(it versionItem) bool { // a version's record is its snapshot record
-		return sw.record(func(e *encoder) { e.b = append(e.b, it.rec...) })
+		return sw.record(func(e *encoder) { e.b = append(e.b, st.record(it.ref)...) })
 	})
 	sw.begin(st.aliases.Len())
 	st.aliases.Ascend(func(it aliasItem) bool {
@@ -334,6 +334,10 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	// MB, and key lookups compare accounts without reading memory.
 	sr.records("key", func(d *decoder) {
 		k := decodeKey(d)
+		if d.err == nil && !validIDs(k.ID, k.PrimaryVersion) {
+			d.fail("key (an id longer than the key store holds)")
+			return
+		}
 		k.Account = st.accountID(k.Account)
 		st.putKey(k) // its primary version follows in the next section
 		for _, di := range dueItems(k) {
@@ -342,12 +346,16 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	})
 	sr.records("version", func(d *decoder) {
 		v := &Version{ID: d.str(), Account: d.str(), KeyID: d.str(), Created: d.varint(), Material: d.bytes()}
+		if d.err == nil && !validIDs(v.KeyID, v.ID) {
+			d.fail("version (an id longer than the key store holds)")
+			return
+		}
 		ref := st.putVersion(v)
-		if it, ok := st.keys.Get(searchKey(v.Account, v.KeyID)); ok && it.prim == "" && it.key().PrimaryVersion == v.ID {
-			it.prim = v.rec
-			st.keys.ReplaceOrInsert(it)
-			if _, indexed := slotRef(ref, 0); indexed {
-				setPrimaryRef(it.rec, ref)
+		if it, ok := st.keys.Get(searchKey(v.Account, v.KeyID)); ok {
+			var k Key
+			rec := st.record(it.ref)
+			if decodeKeyRecord(rec, it.account, &k) == 0 && k.PrimaryVersion == v.ID {
+				setPrimaryRef(rec, ref)
 			}
 		}
 	})

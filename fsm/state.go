@@ -78,23 +78,14 @@ type accessKeyItem struct {
 	k  *AccessKey
 }
 
-// keyLess and versionLess order ids by their prefix8 while those differ
-// (no record read), then by the ids.
+// keyLess and versionLess order items as their (account and) ids.
 func keyLess(a, b keyItem) bool {
 	if a.account != b.account { // equal accounts share one string (State.accountID): no load
 		return a.account < b.account
 	}
-	if a.idp != b.idp {
-		return a.idp < b.idp
-	}
-	return a.id() < b.id()
+	return compareIDs(a.id[:], b.id[:], a.n, b.n) < 0
 }
-func versionLess(a, b versionItem) bool {
-	if a.idp != b.idp {
-		return a.idp < b.idp
-	}
-	return a.id() < b.id()
-}
+func versionLess(a, b versionItem) bool { return compareIDs(a.id[:], b.id[:], a.n, b.n) < 0 }
 func aliasLess(a, b aliasItem) bool {
 	if a.account != b.account {
 		return a.account < b.account
@@ -237,43 +228,41 @@ func (s *State) Key(account, id string) (*Key, bool) { return s.key(account, id,
 func (s *State) KeyWithoutPrimary(account, id string) (*Key, bool) { return s.key(account, id, false) }
 
 func (s *State) key(account, id string, primary bool) (*Key, bool) {
-	it, ok := keyItem{account: account}, false
-	if it.rec, ok = s.lookup.find(arenaKey, account, id); !ok {
-		if it, ok = s.keys.Get(searchKey(account, id)); !ok {
+	rec, ok := s.lookup.find(arenaKey, account, id)
+	if !ok {
+		it, found := s.keys.Get(searchKey(account, id))
+		if !found {
 			return nil, false
 		}
+		rec = s.record(it.ref)
 	}
 	k := new(Key)
-	pref := it.decodeInto(k)
-	if !primary || k.PrimaryVersion == "" {
-		return k, true
+	pref := decodeKeyRecord(rec, account, k)
+	if primary {
+		s.setPrimary(k, pref)
 	}
-	if it.prim == "" { // found through the index: the record names the primary's entry
-		if rec, ok := s.lookup.version(pref, k.PrimaryVersion); ok {
-			it.prim = rec
-		} else if v, ok := s.version(k.PrimaryVersion); ok {
-			it.prim = v.rec
-		}
-	}
-	it.setPrimary(k)
 	return k, true
 }
 
 // Version returns a key version by its id.
 func (s *State) Version(id string) (*Version, bool) {
-	it, ok := s.version(id)
+	rec, ok := s.versionRecord(id)
 	if !ok {
 		return nil, false
 	}
-	v := it.decode()
+	v := decodeVersionRecord(rec)
 	return &v, true
 }
 
-func (s *State) version(id string) (versionItem, bool) {
+func (s *State) versionRecord(id string) (string, bool) {
 	if rec, ok := s.lookup.find(arenaVersion, "", id); ok {
-		return versionItem{rec: rec}, true
+		return rec, true
 	}
-	return s.versions.Get(searchVersion(id))
+	it, ok := s.versions.Get(searchVersion(id))
+	if !ok {
+		return "", false
+	}
+	return s.record(it.ref), true
 }
 
 // Alias returns an alias of account by name ("alias/…").
@@ -307,14 +296,17 @@ func (s *State) ResolveKey(account, ref string) (*Key, error) {
 // Keys calls fn for the keys of account in id order, starting after the key
 // id after ("" for the first), until fn returns false.
 func (s *State) Keys(account, after string, fn func(*Key) bool) {
-	s.keys.AscendGreaterOrEqual(searchKey(account, after), func(it keyItem) bool {
+	from := searchKey(account, after)
+	s.keys.AscendGreaterOrEqual(from, func(it keyItem) bool {
 		if it.account != account {
 			return false
 		}
-		if it.id() == after {
+		if it.id == from.id && it.n == from.n {
 			return true
 		}
-		return fn(it.key())
+		k := new(Key)
+		s.setPrimary(k, decodeKeyRecord(s.record(it.ref), it.account, k))
+		return fn(k)
 	})
 }
 

@@ -110,8 +110,6 @@ type Version struct {
 	KeyID    string
 	Created  int64
 	Material []byte
-
-	rec string // the version's record in the key store, once stored
 }
 
 // Alias names a key inside an account.
