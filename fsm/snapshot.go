@@ -35,21 +35,23 @@ const (
 var ErrSnapshot = errors.New("fsm: invalid snapshot")
 
 // Snapshot implements raft.FSM. It captures the published State (a pointer:
-// the state is immutable) and the duplicate filters (copied, they are
-// small); Persist does the IO while Apply goes on.
+// the state is immutable) and a view of the duplicate filters (a pointer
+// per chunk of request ids and per minute of nonces); Persist encodes and
+// writes them while Apply goes on. Apply waits for Snapshot, so Snapshot
+// does nothing that grows with the state.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e, j := encoder{}, encoder{}
-	f.dd.encode(&e)
-	f.dd.encodeJournals(&j)
-	return &snapshot{st: f.cur.Load(), dedup: e.b, journals: j.b, beforePersist: f.cfg.BeforePersist}, nil
+	var j encoder
+	f.dd.encodeJournals(&j) // a mark per node: small
+	return &snapshot{st: f.cur.Load(), dedup: f.dd.capture(), journals: j.b, beforePersist: f.cfg.BeforePersist}, nil
 }
 
 type snapshot struct {
-	st              *State
-	dedup, journals []byte
-	beforePersist   func() error
+	st            *State
+	dedup         dedupView // encoded by Persist, not by Snapshot, which holds up Apply
+	journals      []byte
+	beforePersist func() error
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -166,7 +168,7 @@ func (s *snapshot) write(w io.Writer) error {
 	st.trail.ascend(0, func(s trail.Sealed) bool {
 		return sw.record(func(e *encoder) { e.bytes(s.Content); e.b = append(e.b, s.Hash[:]...) })
 	})
-	sw.section(1, func(e *encoder) { e.b = append(e.b, s.dedup...) })
+	sw.section(1, s.dedup.encode)
 	sw.section(1, func(e *encoder) { e.b = append(e.b, s.journals...) })
 	if sw.err != nil {
 		return sw.err

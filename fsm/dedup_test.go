@@ -1,0 +1,69 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"testing"
+)
+
+// A snapshot's view of the duplicate filters stays what it captured while
+// Apply goes on changing them — entries it holds marked recorded, new ids
+// and nonces, ids and minutes expiring — and Persist reads it concurrently
+// with those changes (run with -race).
+func TestASnapshotsFiltersStayAsCapturedWhileApplyGoesOn(t *testing.T) {
+	d := newDedup()
+	id := func(i int) (b [16]byte) {
+		binary.BigEndian.PutUint64(b[:], uint64(i)+1)
+		return b
+	}
+	const n = 5 * reqChunkLen / 2
+	for i := range n {
+		d.recordRequest(id(i), reqEntry{time: int64(i), code: uint16(i % 3), account: "acct", keyID: "key-1"})
+		if err := d.checkNonce(uint64(i)+1, int64(i%3), int64(i%3)*minuteNS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := d.capture()
+	var want encoder
+	v.encode(&want)
+
+	var wg sync.WaitGroup
+	var during []encoder
+	wg.Go(func() {
+		for range 20 {
+			var e encoder
+			v.encode(&e)
+			during = append(during, e)
+		}
+	})
+	for i := range n {
+		d.markRecorded(id(i), int64(n+i)) // entries the view holds
+		d.recordRequest(id(n+i), reqEntry{time: int64(n + i)})
+		d.checkNonce(uint64(n+i)+1, int64(i%3), int64(i%3)*minuteNS)
+	}
+	d.expire(int64(RequestWindow) + int64(n) + 10) // drops chunks the view holds
+	d.expire(int64(NonceWindow) + 5*minuteNS)      // and minutes
+	wg.Wait()
+
+	for i, e := range append(during, func() encoder { var e encoder; v.encode(&e); return e }()) {
+		if !bytes.Equal(e.b, want.b) {
+			t.Fatalf("encoding %d of the view differs from the one at capture", i)
+		}
+	}
+	var now encoder
+	cur := d.capture()
+	cur.encode(&now)
+	if bytes.Equal(now.b, want.b) {
+		t.Fatal("the filters did not change: the test shows nothing")
+	}
+	var back dedup
+	dc := decoder{b: want.b}
+	back.decode(&dc)
+	if err := dc.done("dedup"); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := back.request(id(7)); !ok || e.code != 7%3 || e.recorded || e.keyID != "key-1" {
+		t.Fatalf("restored entry: %+v, %v", e, ok)
+	}
+}
