@@ -74,6 +74,12 @@ type call struct {
 	cipherReply  cipherReply
 	dataKeyReply dataKeyReply
 	decryptReply decryptReply
+	// The fast path's keys and version, read into the call instead of a
+	// new Key per request (fsm.State.ResolveKeyInto): the key an action
+	// names (cryptoKey) and the key and version of a ciphertext
+	// (parseBlob), apart because ReEncrypt uses both.
+	key, blobKey fsm.Key
+	blobVersion  fsm.Version
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -107,6 +113,14 @@ func newRequestID(id *[16]byte, text *[36]byte) {
 	}
 }
 
+// resetKey empties k for its next request, keeping its Versions' array
+// (emptied: its ids view records a pooled call must not keep alive).
+func resetKey(k *fsm.Key) {
+	v := k.Versions[:cap(k.Versions)]
+	clear(v)
+	*k = fsm.Key{Versions: v[:0]}
+}
+
 func putCall(c *call) {
 	c.ctx, c.s, c.authKey, c.authRef, c.authContext = nil, nil, nil, "", crypto.Context{}
 	c.params = c.params[:0]
@@ -119,6 +133,9 @@ func putCall(c *call) {
 	c.plain, c.plainText = c.plain[:0], c.plainText[:0]
 	clear(c.out[:cap(c.out)]) // it may have held a data key or a plaintext
 	c.cipherReply, c.dataKeyReply, c.decryptReply = cipherReply{}, dataKeyReply{}, decryptReply{}
+	resetKey(&c.key)
+	resetKey(&c.blobKey)
+	c.blobVersion = fsm.Version{}
 	c.principal = principal{}
 	c.version, c.action, c.proposed, c.bodyRead = "", "", false, false
 	c.recorded, c.trailVersion, c.trailKeyID = false, "", ""

@@ -129,12 +129,11 @@ func (s *Server) parseBlob(c *call, st *fsm.State, name string) (opened, error) 
 	if err != nil {
 		return opened{}, err
 	}
-	v, ok := st.Version(bstr(vid))
-	if !ok {
+	v, k := &c.blobVersion, &c.blobKey
+	if !st.VersionInto(bstr(vid), v) {
 		return opened{}, fsm.ErrKeyNotFound
 	}
-	k, ok := st.KeyWithoutPrimary(c.principal.account, v.KeyID)
-	if !ok || k.Gone(c.now.UnixNano()) {
+	if !st.KeyWithoutPrimaryInto(c.principal.account, v.KeyID, k) || k.Gone(c.now.UnixNano()) {
 		return opened{}, fsm.ErrKeyNotFound
 	}
 	return opened{key: k, version: v, sealed: sealed}, nil
@@ -170,7 +169,7 @@ func (s *Server) cryptoKey(c *call, st *fsm.State, action string) (*fsm.Key, cry
 	if err != nil {
 		return nil, ec, err
 	}
-	k, err := s.resolveKey(c, st, ref)
+	k, err := s.resolveKey(c, st, ref, &c.key)
 	if errors.Is(err, fsm.ErrAliasNotFound) && c.principal.kind == fsm.PrincipalService && ref == fsm.ServiceAliasPrefix+c.principal.name {
 		k, err = s.createServiceKey(c)
 	}
@@ -329,7 +328,7 @@ func (s *Server) reEncrypt(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.resolveKey(c, st, ref)
+	dst, err := s.resolveKey(c, st, ref, &c.key)
 	if err != nil {
 		return nil, err
 	}

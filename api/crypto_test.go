@@ -95,6 +95,11 @@ func TestReEncryptMovesCiphertextToAnotherKeyAndContext(t *testing.T) {
 		t.Fatalf("Decrypt(re-encrypted) = %+v, %v", p, err)
 	}
 	tn.wantCode(t, "ReEncrypt", map[string]string{"CiphertextBlob": ct.CiphertextBlob, "DestinationKeyId": dst}, 400, "InvalidCiphertext")
+	// The source key's state decides, not the destination's (each is read
+	// into a buffer of its own).
+	tn.call(t, "DisableKey", map[string]string{"KeyId": src}, nil)
+	tn.wantCode(t, "ReEncrypt", map[string]string{"CiphertextBlob": ct.CiphertextBlob, "DestinationKeyId": dst,
+		"SourceEncryptionContext": `{"v":"1"}`}, 409, "Rejected.Disabled")
 }
 
 func TestCryptographyFollowsTheKeyState(t *testing.T) {

@@ -46,11 +46,12 @@ func (s *Server) keyRef(c *call, name string) (string, error) {
 	return strings.TrimPrefix(resource, "key/"), nil
 }
 
-// resolveKey finds the key ref names in the caller's account. A key whose
-// deletion is due reads as not found even before the leader destroys it.
-func (s *Server) resolveKey(c *call, st *fsm.State, ref string) (*fsm.Key, error) {
+// resolveKey finds the key ref names in the caller's account, reading it
+// into into (nil: a new Key). A key whose deletion is due reads as not
+// found even before the leader destroys it.
+func (s *Server) resolveKey(c *call, st *fsm.State, ref string, into *fsm.Key) (*fsm.Key, error) {
 	c.authRef = ref
-	k, err := st.ResolveKey(c.principal.account, ref)
+	k, err := st.ResolveKeyInto(c.principal.account, ref, into)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func (s *Server) lookupKey(c *call, name string) (*fsm.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.resolveKey(c, s.deps.State.State(), ref)
+	return s.resolveKey(c, s.deps.State.State(), ref, nil)
 }
 
 // arn returns a key's ARN.

@@ -361,7 +361,7 @@ func (s *Server) keyWrite(c *call, action, param string, read func(ref string) (
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.resolveKey(c, s.deps.State.State(), ref)
+	k, err := s.resolveKey(c, s.deps.State.State(), ref, nil)
 	if err != nil {
 		return nil, err
 	}

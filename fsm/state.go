@@ -220,14 +220,25 @@ func (s *State) Now() int64 { return s.now }
 
 // Key returns the key with id in account, including keys pending deletion
 // (callers check Key.Gone with their clock).
-func (s *State) Key(account, id string) (*Key, bool) { return s.key(account, id, true) }
+func (s *State) Key(account, id string) (*Key, bool) { return s.key(account, id, true, nil) }
 
 // KeyWithoutPrimary is Key for a caller that uses another of the key's
 // versions, as Decrypt does: it spares the lookup of the primary version,
 // and the Key's Primary is nil.
-func (s *State) KeyWithoutPrimary(account, id string) (*Key, bool) { return s.key(account, id, false) }
+func (s *State) KeyWithoutPrimary(account, id string) (*Key, bool) {
+	return s.key(account, id, false, nil)
+}
 
-func (s *State) key(account, id string, primary bool) (*Key, bool) {
+// KeyWithoutPrimaryInto is KeyWithoutPrimary reading into k, a Key the
+// caller owns (its Versions' array is reused), so the fast path allocates
+// no Key per request. k's strings view the state's records, never k.
+func (s *State) KeyWithoutPrimaryInto(account, id string, k *Key) bool {
+	_, ok := s.key(account, id, false, k)
+	return ok
+}
+
+// key reads the key into k, or into a new Key if k is nil.
+func (s *State) key(account, id string, primary bool, k *Key) (*Key, bool) {
 	rec, ok := s.lookup.find(arenaKey, account, id)
 	if !ok {
 		it, found := s.keys.Get(searchKey(account, id))
@@ -236,7 +247,9 @@ func (s *State) key(account, id string, primary bool) (*Key, bool) {
 		}
 		rec = s.record(it.ref)
 	}
-	k := new(Key)
+	if k == nil {
+		k = new(Key)
+	}
 	pref := decodeKeyRecord(rec, account, k)
 	if primary {
 		s.setPrimary(k, pref)
@@ -246,12 +259,20 @@ func (s *State) key(account, id string, primary bool) (*Key, bool) {
 
 // Version returns a key version by its id.
 func (s *State) Version(id string) (*Version, bool) {
-	rec, ok := s.versionRecord(id)
-	if !ok {
+	v := new(Version)
+	if !s.VersionInto(id, v) {
 		return nil, false
 	}
-	v := decodeVersionRecord(rec)
-	return &v, true
+	return v, true
+}
+
+// VersionInto is Version reading into v, a Version the caller owns.
+func (s *State) VersionInto(id string, v *Version) bool {
+	rec, ok := s.versionRecord(id)
+	if ok {
+		*v = decodeVersionRecord(rec)
+	}
+	return ok
 }
 
 func (s *State) versionRecord(id string) (string, bool) {
@@ -278,6 +299,12 @@ const AliasPrefix = "alias/"
 // or an alias name. (ARNs are parsed into one of these by the API layer.)
 // It returns ErrKeyNotFound or ErrAliasNotFound.
 func (s *State) ResolveKey(account, ref string) (*Key, error) {
+	return s.ResolveKeyInto(account, ref, nil)
+}
+
+// ResolveKeyInto is ResolveKey reading into k, a Key the caller owns (nil:
+// a new one), as KeyWithoutPrimaryInto does.
+func (s *State) ResolveKeyInto(account, ref string, k *Key) (*Key, error) {
 	id := ref
 	if strings.HasPrefix(ref, AliasPrefix) {
 		a, ok := s.Alias(account, ref)
@@ -286,7 +313,7 @@ func (s *State) ResolveKey(account, ref string) (*Key, error) {
 		}
 		id = a.KeyID
 	}
-	k, ok := s.Key(account, id)
+	k, ok := s.key(account, id, true, k)
 	if !ok {
 		return nil, ErrKeyNotFound
 	}
