@@ -110,7 +110,7 @@ func (s *Server) authenticateV1(c *call) error {
 	if err != nil {
 		return ErrTimestampFormat
 	}
-	ak, secret, err := s.credential(akID)
+	ak, cred, err := s.credential(akID)
 	if err != nil {
 		return err
 	}
@@ -120,11 +120,18 @@ func (s *Server) authenticateV1(c *call) error {
 	// need from them first.
 	sts := sign.AppendV1StringToSign(c.scratch[:0], c.ctx.Method(), c.params)
 	c.scratch = sts
-	if !sign.VerifyV1(secret, sts, sig) {
+	if !sign.VerifyV1(cred.secret, sts, sig) {
 		return ErrSignatureMismatch
 	}
-	return s.accept(c, ak, nonce, signedAt)
+	return s.accept(c, ak, cred, nonce, signedAt)
 }
+
+// emptyBodyHash is the hex SHA-256 of an empty body.
+var emptyBodyHash = func() (h [2 * sha256.Size]byte) {
+	sum := sha256.Sum256(nil)
+	hex.Encode(h[:], sum[:])
+	return h
+}()
 
 func (s *Server) authenticateV3(c *call, header []byte) error {
 	auth, err := sign.ParseV3Authorization(header)
@@ -157,16 +164,20 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
-		var want [2 * sha256.Size]byte
-		hex.Encode(want[:], sum[:])
-		if !bytes.Equal(payloadHash, want[:]) {
+		want := emptyBodyHash[:] // what the SDKs send: their parameters in the query
+		if len(body) > 0 {
+			sum := sha256.Sum256(body)
+			var h [2 * sha256.Size]byte
+			hex.Encode(h[:], sum[:])
+			want = h[:]
+		}
+		if !bytes.Equal(payloadHash, want) {
 			return ErrContentHash
 		}
 	} else if len(payloadHash) != 2*sha256.Size {
 		return ErrContentHash
 	}
-	ak, secret, err := s.credential(auth.AccessKeyID)
+	ak, cred, err := s.credential(auth.AccessKeyID)
 	if err != nil {
 		return err
 	}
@@ -184,20 +195,19 @@ func (s *Server) authenticateV3(c *call, header []byte) error {
 	buf := sign.AppendV3StringToSign(cr, cr) // hashes cr, then appends after it
 	c.scratch = buf
 	sts := buf[n:]
-	if !sign.VerifyV3(secret, sts, auth.Signature) {
+	if !sign.VerifyV3(cred.secret, sts, auth.Signature) {
 		return ErrSignatureMismatch
 	}
 	c.action, c.version = bstr(action), bstr(version)
 	c.v3 = true
-	return s.accept(c, ak, nonce, signedAt)
+	return s.accept(c, ak, cred, nonce, signedAt)
 }
 
 // accept runs the replay check of a verified request and records its caller.
-func (s *Server) accept(c *call, ak *fsm.AccessKey, nonce []byte, signedAt time.Time) error {
+func (s *Server) accept(c *call, ak *fsm.AccessKey, e cachedSecret, nonce []byte, signedAt time.Time) error {
 	if err := s.replay.Check(sbytes(ak.ID), nonce, signedAt, c.now); err != nil {
 		return err
 	}
-	e := s.secrets.entry(ak)
 	c.principal = principal{account: ak.Account, kind: ak.Kind, name: ak.Principal, accessKeyID: ak.ID, system: e.system, userKey: e.userKey}
 	e.lastUsed.Store(c.now.UnixNano())
 	c.nonce = append(c.nonce[:0], nonce...)
@@ -222,17 +232,18 @@ func listHas(list []byte, name string) bool {
 	return false
 }
 
-// credential finds an active AccessKey and its unwrapped secret.
-func (s *Server) credential(id []byte) (*fsm.AccessKey, []byte, error) {
+// credential finds an active AccessKey and its cache entry (its unwrapped
+// secret).
+func (s *Server) credential(id []byte) (*fsm.AccessKey, cachedSecret, error) {
 	ak, ok := s.deps.State.State().AccessKey(bstr(id))
 	if !ok {
-		return nil, nil, ErrAccessKeyNotFound
+		return nil, cachedSecret{}, ErrAccessKeyNotFound
 	}
 	if !ak.Active {
-		return nil, nil, ErrAccessKeyInactive
+		return nil, cachedSecret{}, ErrAccessKeyInactive
 	}
-	secret, err := s.secrets.get(ak)
-	return ak, secret, err
+	e, err := s.secrets.get(ak)
+	return ak, e, err
 }
 
 // secretCache holds unwrapped AccessKey secrets, so a request costs a map
@@ -258,16 +269,18 @@ func newSecretCache(w crypto.Wrapper, st StateReader) *secretCache {
 	return &secretCache{w: w, st: st, m: make(map[string]cachedSecret)}
 }
 
-func (sc *secretCache) get(ak *fsm.AccessKey) ([]byte, error) {
+// get returns ak's entry, unwrapping its secret if the cache does not hold
+// it for this very record.
+func (sc *secretCache) get(ak *fsm.AccessKey) (cachedSecret, error) {
 	sc.mu.RLock()
 	e, ok := sc.m[ak.ID]
 	sc.mu.RUnlock()
 	if ok && e.ak == ak {
-		return e.secret, nil
+		return e, nil
 	}
 	secret, err := sc.w.Unwrap(crypto.PurposeAccessKeySecret, ak.ID, ak.Secret)
 	if err != nil {
-		return nil, err
+		return cachedSecret{}, err
 	}
 	a, _ := sc.st.State().Account(ak.Account)
 	e = cachedSecret{ak: ak, secret: secret, system: a != nil && a.System, lastUsed: new(atomic.Int64)}
@@ -280,14 +293,7 @@ func (sc *secretCache) get(ak *fsm.AccessKey) ([]byte, error) {
 	}
 	sc.m[ak.ID] = e
 	sc.mu.Unlock()
-	return secret, nil
-}
-
-// entry returns the cache entry of ak (just returned by get).
-func (sc *secretCache) entry(ak *fsm.AccessKey) cachedSecret {
-	sc.mu.RLock()
-	defer sc.mu.RUnlock()
-	return sc.m[ak.ID]
+	return e, nil
 }
 
 // sweep drops, and zeroes, the secrets of AccessKeys that were deleted or

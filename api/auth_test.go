@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,9 +190,12 @@ func TestV3TamperingIsDetected(t *testing.T) {
 		t.Fatalf("untampered V3 request: %d %s", st, code)
 	}
 	tampers := map[string]func(r *fasthttp.Request){
-		"query":       func(r *fasthttp.Request) { r.SetRequestURI(tn.url + "/?PageSize=6") },
-		"action":      func(r *fasthttp.Request) { r.Header.Set("x-acs-action", "CreateKey") },
-		"body":        func(r *fasthttp.Request) { r.SetBody([]byte("PageSize=7")) },
+		"query":  func(r *fasthttp.Request) { r.SetRequestURI(tn.url + "/?PageSize=6") },
+		"action": func(r *fasthttp.Request) { r.Header.Set("x-acs-action", "CreateKey") },
+		"body":   func(r *fasthttp.Request) { r.SetBody([]byte("PageSize=7")) },
+		"content hash of an empty body": func(r *fasthttp.Request) {
+			r.Header.Set("x-acs-content-sha256", strings.Repeat("0", 64))
+		},
 		"date format": func(r *fasthttp.Request) { r.Header.Set("x-acs-date", "now") },
 		"signature": func(r *fasthttp.Request) {
 			a := r.Header.Peek("Authorization")
@@ -208,8 +212,13 @@ func TestV3TamperingIsDetected(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := build()
 			tamper(req)
-			if st, code := do(req); st != 400 {
+			st, code := do(req)
+			if st != 400 {
 				t.Fatalf("tampered %s: %d %s, want a 400", name, st, code)
+			}
+			// The body's hash is checked before the signature, and says so.
+			if (name == "body" || name == "content hash of an empty body") && code != "IncompleteSignature" {
+				t.Fatalf("tampered %s: %s, want IncompleteSignature (the content hash)", name, code)
 			}
 		})
 	}
