@@ -57,11 +57,11 @@ type arena struct {
 	cur     *chunk   // where records are appended
 	queue   []*chunk // chunks to evacuate, in order
 	scratch []byte   // where the writer encodes a record before adding it
-	// lost counts bytes still counted in use in chunks that were dropped,
-	// and releases of records found in no chunk: the arena's bookkeeping
-	// gone wrong, which tests require to be 0. It costs memory, never
-	// records (a dropped chunk's records live on while items hold them), so
-	// it is no reason to stop applying the log.
+	// lost counts bytes still counted in use in evacuated chunks, which
+	// are then kept instead of dropped, and releases of entries in no
+	// chunk: the arena's bookkeeping gone wrong, which tests require to be
+	// 0. It costs memory, never records, so it is no reason to stop
+	// applying the log.
 	lost int
 }
 
@@ -211,9 +211,12 @@ func (s *State) compact() {
 		if c.next < len(c.b) {
 			return
 		}
-		a.lost += c.inUse // 0 unless the bookkeeping is wrong
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
+		if c.inUse != 0 { // the bookkeeping went wrong: items may still name its entries, so it stays
+			a.lost += c.inUse
+			continue
+		}
 		a.byID = slices.Clone(a.byID)
 		a.byID[c.id], a.owned[c.id] = nil, nil
 		a.free = append(a.free, c.id)
@@ -226,7 +229,7 @@ func (s *State) evacuate(c *chunk) {
 	ref := uint64(c.id)<<32 | uint64(c.next)
 	kind, account, rec, size := readEntry(c.b[c.next:])
 	if size == 0 { // cannot happen (add writes every entry)
-		c.next = len(c.b) // its records stay where they are, alive while states hold the chunk
+		c.next = len(c.b) // its records stay where they are: compact keeps a chunk still in use
 		return
 	}
 	c.next += size
