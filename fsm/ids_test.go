@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -92,4 +93,16 @@ func TestKeyIDsBeyondTheStoreLimitAreRefused(t *testing.T) {
 	if !errors.Is(r.Err, ErrInvalidCommand) {
 		t.Fatalf("RotateKey to a version id too long: %v", r.Err)
 	}
+}
+
+// idString returns the id an item holds, for tests.
+func (it keyItem) idString() string     { return unpackID(it.id[:], it.n) }
+func (it versionItem) idString() string { return unpackID(it.id[:], it.n) }
+
+func unpackID(w []uint64, n uint8) string {
+	var b [maxVersionIDLen]byte
+	for i, x := range w {
+		binary.BigEndian.PutUint64(b[8*i:], x)
+	}
+	return string(b[:min(int(n), 8*len(w))])
 }

@@ -56,8 +56,6 @@ func searchKey(account, id string) keyItem {
 	return it
 }
 
-func (it keyItem) idString() string { return unpackID(it.id[:], it.n) }
-
 // versionItem indexes a key version by id.
 type versionItem struct {
 	id  [maxVersionIDLen / 8]uint64
@@ -70,8 +68,6 @@ func searchVersion(id string) versionItem {
 	it.n = packID(it.id[:], id)
 	return it
 }
-
-func (it versionItem) idString() string { return unpackID(it.id[:], it.n) }
 
 // validIDs reports whether the key store can hold a key and a version with
 // these ids.
@@ -90,14 +86,6 @@ func packID(w []uint64, id string) uint8 {
 		w[i] = binary.BigEndian.Uint64(b[8*i:])
 	}
 	return uint8(n)
-}
-
-func unpackID(w []uint64, n uint8) string {
-	var b [maxVersionIDLen]byte
-	for i, x := range w {
-		binary.BigEndian.PutUint64(b[8*i:], x)
-	}
-	return string(b[:min(int(n), 8*len(w))])
 }
 
 // compareIDs orders packed ids as their strings: by their words, then by

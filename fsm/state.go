@@ -222,16 +222,11 @@ func (s *State) Now() int64 { return s.now }
 // (callers check Key.Gone with their clock).
 func (s *State) Key(account, id string) (*Key, bool) { return s.key(account, id, true, nil) }
 
-// KeyWithoutPrimary is Key for a caller that uses another of the key's
-// versions, as Decrypt does: it spares the lookup of the primary version,
-// and the Key's Primary is nil.
-func (s *State) KeyWithoutPrimary(account, id string) (*Key, bool) {
-	return s.key(account, id, false, nil)
-}
-
-// KeyWithoutPrimaryInto is KeyWithoutPrimary reading into k, a Key the
-// caller owns (its Versions' array is reused), so the fast path allocates
-// no Key per request. k's strings view the state's records, never k.
+// KeyWithoutPrimaryInto is Key for a caller that uses another of the
+// key's versions, as Decrypt does: it spares the lookup of the primary
+// version (k's Primary is nil), and reads into k, a Key the caller owns
+// (its Versions' array is reused), so the fast path allocates no Key per
+// request. k's strings view the state's records, never k.
 func (s *State) KeyWithoutPrimaryInto(account, id string, k *Key) bool {
 	_, ok := s.key(account, id, false, k)
 	return ok
