@@ -87,9 +87,12 @@ func newDedup() dedup {
 }
 
 // at returns the entry with seq, for reading.
-func (d *dedup) at(seq uint64) *reqEntry {
-	i := seq - d.base
-	return &d.chunks[i/reqChunkLen].e[i%reqChunkLen]
+func (d *dedup) at(seq uint64) *reqEntry { return entryIn(d.chunks, d.base, seq) }
+
+// entryIn returns the entry with seq in chunks whose first holds seq base.
+func entryIn(chunks []*reqChunk, base, seq uint64) *reqEntry {
+	i := seq - base
+	return &chunks[i/reqChunkLen].e[i%reqChunkLen]
 }
 
 // mutable returns the entry with seq, for changing: its chunk is copied
@@ -250,8 +253,7 @@ func (d *dedup) capture() dedupView {
 func (v *dedupView) encode(e *encoder) {
 	e.uvarint(v.next - v.head)
 	for seq := v.head; seq < v.next; seq++ {
-		i := seq - v.base
-		re := &v.chunks[i/reqChunkLen].e[i%reqChunkLen]
+		re := entryIn(v.chunks, v.base, seq)
 		e.b = append(e.b, re.id[:]...)
 		e.varint(re.time)
 		e.uvarint(uint64(re.code))
