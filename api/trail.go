@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -145,7 +146,16 @@ type recorder struct {
 	shipKick  chan struct{} // a query waits: retry now, not after the backoff
 	shipStop  chan struct{} // closed once the flushers are done: ship what is left, stop
 	shipDone  chan struct{}
+
+	// Whether this node was its cluster's only voter (solo), and when that
+	// was last asked of Raft (soloAt, unix nanoseconds; 0: never).
+	solo   atomic.Bool
+	soloAt atomic.Int64
 }
+
+// soloRefresh is how often the flushers ask Raft whether this node is its
+// cluster's only voter (asking costs a copy of the configuration).
+const soloRefresh = 100 * time.Millisecond
 
 // shipProgress counts the journal's records: queued to ship and shipped
 // since start, their bytes waiting, and the Raft index of the last shipment.
@@ -343,7 +353,11 @@ func (r *recorder) commit(events [][]byte) error {
 	return nil
 }
 
-// journaling reports whether records go to the journal (cfg.Commit).
+// journaling reports whether records go to the journal (cfg.Commit). In
+// auto mode that is when this node is not its cluster's only voter, as Raft
+// said at most soloRefresh ago: a membership change is followed that much
+// later, and either way the records are safe — committed before the reply,
+// or journaled and shipped — only the speed differs.
 func (r *recorder) journaling() bool {
 	switch {
 	case r.journal == nil || r.cfg.Commit == CommitQuorum:
@@ -351,7 +365,12 @@ func (r *recorder) journaling() bool {
 	case r.cfg.Commit == CommitJournal:
 		return true
 	}
-	return !r.s.deps.Node.Solo()
+	now := time.Now().UnixNano()
+	if at := r.soloAt.Load(); at == 0 || now-at >= int64(soloRefresh) {
+		r.solo.Store(r.s.deps.Node.Solo())
+		r.soloAt.Store(now)
+	}
+	return !r.solo.Load()
 }
 
 // write writes events to the journal and queues them to ship.

@@ -269,3 +269,65 @@ func TestRecordsUnshippedAtShutdownWaitInTheJournal(t *testing.T) {
 		}
 	}
 }
+
+// soloNode is the test node with Solo answered by the test, counting how
+// often it is asked.
+type soloNode struct {
+	Node
+	solo  atomic.Bool
+	asked atomic.Int64
+}
+
+func (n *soloNode) Solo() bool {
+	n.asked.Add(1)
+	return n.solo.Load()
+}
+
+func TestALoneNodeAsksRaftIfItIsAloneOnlyNowAndThenAndJournalsOnceItIsNot(t *testing.T) {
+	sn := &soloNode{}
+	sn.solo.Store(true)
+	tn := startTestNode(t, func(c *Config, d *Deps) {
+		j, err := trail.OpenJournal(t.TempDir(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		sn.Node = d.Node
+		c.Trail.Commit, d.Journal, d.Node = CommitAuto, j, sn
+	})
+	id := tn.createKey(t)
+	ctx := context.Background()
+	start, asked := time.Now(), sn.asked.Load()
+	for range 50 { // one batch each
+		if _, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, most := sn.asked.Load()-asked, int64(time.Since(start)/soloRefresh)+2; n > most {
+		t.Fatalf("asked Raft whether the node is alone %d times in 50 requests over %s (at most %d)", n, time.Since(start), most)
+	}
+	// Alone, the node commits before it answers: with the trail refusing
+	// commits, requests fail. Once a voter joins it journals them, within
+	// soloRefresh.
+	sp := &stallingProposer{Proposer: tn.srv.deps.Proposer}
+	sp.stalled.Store(true)
+	tn.srv.deps.Proposer = sp
+	if _, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id}); err == nil {
+		t.Fatal("a lone node answered while its record could not commit")
+	}
+	sn.solo.Store(false)
+	deadline := time.Now().Add(10 * soloRefresh)
+	for {
+		_, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id})
+		if err == nil && tn.srv.recorder.backlog() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still not journaling %s after the node stopped being alone: %v", 10*soloRefresh, err)
+		}
+	}
+	sp.stalled.Store(false)
+	if err := tn.srv.recorder.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
