@@ -174,6 +174,7 @@ type txn struct {
 	now       int64
 	destroyed []string
 	sealed    []trail.Sealed // trail records sealed by this batch
+	content   []byte         // where their contents go (reserveContent)
 }
 
 func (t *txn) run(h Header, c Command) Result {

@@ -78,6 +78,7 @@ func decodeEvents(d *decoder) [][]byte {
 // apply seals each event into the chain. An event that does not decode is
 // left out (the same on every node); the others are kept.
 func (c *TrailAppend) apply(t *txn) Result {
+	t.reserveContent(c.Events)
 	for _, ev := range c.Events {
 		t.appendEvent(c.Retention, ev, false)
 	}
@@ -123,6 +124,7 @@ func (c *TrailShip) apply(t *txn) Result {
 		return fail(ErrInvalidCommand)
 	}
 	last := t.dd.journals[c.Journal].last
+	t.reserveContent(c.Events)
 	for i, ev := range c.Events {
 		if c.First+uint64(i) > last {
 			t.appendEvent(c.Retention, ev, false)
@@ -275,7 +277,11 @@ func (t *txn) appendEvent(ret Retention, ev []byte, mark bool) {
 		return
 	}
 	st := t.st
-	s := trail.SealChecked(st.trailSeq+1, t.now, st.trailHash, ev)
+	if n := trail.MaxHeaderBytes + len(ev); cap(t.content)-len(t.content) < n {
+		t.content = make([]byte, 0, n) // a lone record (reserveContent did not run)
+	}
+	var s trail.Sealed
+	s, t.content = trail.SealCheckedIn(t.content, st.trailSeq+1, t.now, st.trailHash, ev)
 	st.trail.push(s) // cannot fail: s follows trailSeq, the newest record's seq
 	st.trailSeq, st.trailHash = s.Seq, s.Hash
 	t.sealed = append(t.sealed, s)
@@ -287,6 +293,16 @@ func (t *txn) appendEvent(ret Retention, ev []byte, mark bool) {
 			break
 		}
 		st.trail.pop()
+	}
+}
+
+// reserveContent makes room in the batch's content buffer for the records
+// of events, so they share one allocation (the window keeps them, and drops
+// them, together).
+func (t *txn) reserveContent(events [][]byte) {
+	n := eventsSize(events) + len(events)*trail.MaxHeaderBytes
+	if cap(t.content)-len(t.content) < n {
+		t.content = make([]byte, 0, n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/raftkms/raftkms/trail"
 )
@@ -247,5 +248,28 @@ func TestTrailWindowCopiesNeverSeeTheWritersLaterChanges(t *testing.T) {
 	}
 	if got := seqs(&w, 1<<40, true); len(got) != 3500 || got[0] != 6000 {
 		t.Fatalf("backward from past the end: %d records from %v", len(got), got[:1])
+	}
+}
+
+// TestABatchsRecordsShareOneAllocation: the records of one command are
+// sealed into one buffer (one allocation per batch, not per record), each
+// record's content right after the previous one's.
+func TestABatchsRecordsShareOneAllocation(t *testing.T) {
+	h := newHarness(t)
+	var evs [][]byte
+	for i := range 20 {
+		evs = append(evs, testEvent("Decrypt", rid(i+1), t0))
+	}
+	h.mustApply(&TrailAppend{Retention: keepAll, Events: evs})
+	var recs []trail.Sealed
+	h.f.State().TrailRecords(0, func(s trail.Sealed) bool { recs = append(recs, s); return true })
+	if len(recs) != 20 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i := 1; i < len(recs); i++ {
+		prev := recs[i-1].Content
+		if unsafe.Pointer(unsafe.SliceData(recs[i].Content)) != unsafe.Add(unsafe.Pointer(unsafe.SliceData(prev)), len(prev)) {
+			t.Fatalf("record %d's content is not right after record %d's", i+1, i)
+		}
 	}
 }

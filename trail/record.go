@@ -274,10 +274,25 @@ func CheckEvent(b []byte) (requestID string, err error) {
 // already the canonical encoding (an event has exactly one), so they go into
 // the record as they are.
 func SealChecked(seq uint64, commitTime int64, prev [32]byte, event []byte) Sealed {
-	content := make([]byte, 0, len(event)+64)
-	content = appendHeader(content, seq, commitTime, prev)
-	content = append(content, event...)
-	return Sealed{Seq: seq, CommitTime: commitTime, Content: content, Hash: sha256.Sum256(content)}
+	s, _ := SealCheckedIn(make([]byte, 0, MaxHeaderBytes+len(event)), seq, commitTime, prev, event)
+	return s
+}
+
+// MaxHeaderBytes is the most bytes a record's content holds before its
+// event: a buffer with MaxHeaderBytes+len(event) spare bytes takes the
+// record's content (SealCheckedIn).
+const MaxHeaderBytes = 1 + 2*binary.MaxVarintLen64 + 32
+
+// SealCheckedIn is SealChecked writing the record's content after buf's
+// bytes, into its spare capacity when it fits (a new array otherwise), and
+// returns buf with the content: the records of a batch can share one
+// allocation. The content is a slice of it that appending cannot reach.
+func SealCheckedIn(buf []byte, seq uint64, commitTime int64, prev [32]byte, event []byte) (Sealed, []byte) {
+	start := len(buf)
+	buf = appendHeader(buf, seq, commitTime, prev)
+	buf = append(buf, event...)
+	content := buf[start:len(buf):len(buf)]
+	return Sealed{Seq: seq, CommitTime: commitTime, Content: content, Hash: sha256.Sum256(content)}, buf
 }
 
 // Seal makes the record of an event: its content is the format version,

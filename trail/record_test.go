@@ -656,3 +656,42 @@ func TestSealCheckedEqualsSealForEveryAcceptedEvent(t *testing.T) {
 		t.Fatal("CheckEvent accepted unsorted parameters")
 	}
 }
+
+// TestRecordsSealedIntoOneBufferKeepTheirOwnContent: the state machine
+// seals a batch's records into one buffer; each record's content must stay
+// as sealed whatever is appended to the buffer after it, and its hash must
+// be SealChecked's, with the header at its largest too.
+func TestRecordsSealedIntoOneBufferKeepTheirOwnContent(t *testing.T) {
+	events := [][]byte{
+		AppendEvent(nil, &Event{EventID: "a", EventName: "Decrypt", Outcome: Success}),
+		AppendEvent(nil, &Event{EventID: "b", EventName: "GenerateDataKey", Outcome: Denied, Params: []Param{{"KeyId", "k"}}}),
+		AppendEvent(nil, &Event{EventID: "c", EventName: "Encrypt", Outcome: Success}),
+	}
+	seqs := []uint64{1, 1 << 40, math.MaxUint64}
+	times := []int64{7, math.MinInt64, math.MaxInt64}
+	size := 0
+	for _, ev := range events {
+		size += MaxHeaderBytes + len(ev)
+	}
+	buf := make([]byte, 0, size)
+	first := &buf[:1][0]
+	var got []Sealed
+	for i, ev := range events {
+		var s Sealed
+		s, buf = SealCheckedIn(buf, seqs[i], times[i], [32]byte{byte(i)}, ev)
+		got = append(got, s)
+	}
+	if &buf[:1][0] != first {
+		t.Fatal("the records did not fit in MaxHeaderBytes+len(event) each")
+	}
+	buf = append(buf, bytes.Repeat([]byte{0xff}, 4096)...) // grows past the capacity
+	for i := range got {
+		got[i].Content = append(got[i].Content, 0xee) // must copy, not write into the next record
+	}
+	for i, ev := range events {
+		want := SealChecked(seqs[i], times[i], [32]byte{byte(i)}, ev)
+		if !bytes.Equal(got[i].Content[:len(got[i].Content)-1], want.Content) || got[i].Hash != want.Hash {
+			t.Fatalf("record %d changed after its buffer was appended to", i)
+		}
+	}
+}
