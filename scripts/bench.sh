@@ -62,6 +62,37 @@ cluster() {
 
 kb() { bin/kmsbench "$@" --endpoints "$ENDPOINTS" --credentials "$CREDS" --quiet; }
 
+# one_node_beside: start a one-node cluster (node 9) beside the running one,
+# without stopping it; set ONE_ENDPOINTS and ONE_CREDS. The next cluster call
+# stops it with the rest.
+one_node_beside() {
+  for a in "$(api 9)" "$(raft 9)"; do
+    port_free "${a#*:}" || { echo "$a is taken by another process (a kmsd left running?); stop it first" >&2; exit 1; }
+  done
+  bin/kmsd --data-dir "$WORK/node9" --node-id node9 --api-addr "$(api 9)" --raft-addr "$(raft 9)" >"$WORK/node9.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready 9
+  ONE_ENDPOINTS="http://$(api 9)" ONE_CREDS="$WORK/node9/root-credentials.json"
+}
+
+# cluster_bar ROUNDS: the bar's cluster row — a 3-node cluster and a
+# one-node cluster running side by side, generate-data-key against each in
+# turn (one node, three nodes, one node, …), each pair's ratio and their
+# median. Measured in alternation, as compare measures the baseline, since
+# the machine's speed drifts between runs made minutes apart.
+cluster_bar() {
+  local md=$1 rounds=$2 ratios=()
+  cluster 3
+  local three=$ENDPOINTS three_creds=$CREDS
+  one_node_beside
+  for r in $(seq "$rounds"); do
+    ENDPOINTS=$ONE_ENDPOINTS CREDS=$ONE_CREDS kb run --duration 10s --label "1 node, round $r" --markdown "$md" --json "$WORK/one-$r.json"
+    ENDPOINTS=$three CREDS=$three_creds kb run --duration 10s --label "3 nodes, round $r" --markdown "$md" --json "$OUT/cluster-bar-$r.json"
+    ratios+=("$(awk -v a="$(throughput "$OUT/cluster-bar-$r.json")" -v b="$(throughput "$WORK/one-$r.json")" 'BEGIN { printf "%.2f", a / b }')")
+  done
+  echo -e "\n3 nodes ÷ 1 node, each round: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")" >>"$md"
+}
+
 # A configuration that keeps the Raft log in raft.db (raft-boltdb/v2) instead of the default raft-wal.
 printf 'version: v1\nraft:\n  log_store: boltdb\n' >"$WORK/boltdb.yaml"
 printf 'version: v1\ntrail:\n  commit: quorum\n' >"$WORK/quorum.yaml"
@@ -97,6 +128,8 @@ standard() {
     kb compare --workload "$w" --rounds 5 --duration 10s --warmup 2s --label "$w, 1 node" --markdown "$md" \
       --json "$OUT/compare-$w.json" --html "$OUT/compare-$w.html"
   done
+  echo -e "\n## The bar: 3 nodes against 1 node, alternated (generate-data-key, 64 connections spread over every node, same 2 cores)\n" >>"$md"
+  cluster_bar "$md" 5
   cluster 1 "$WORK/boltdb.yaml"
   for w in generate-data-key decrypt; do
     kb compare --workload "$w" --rounds 3 --duration 10s --warmup 2s --label "$w, 1 node, raft.log_store boltdb" --markdown "$md" \
