@@ -128,10 +128,14 @@ func putCall(c *call) {
 	c.pairs = c.pairs[:0]
 	c.nonce = c.nonce[:0]
 	c.scratch = c.scratch[:0]
-	clear(c.plain[:cap(c.plain)])
-	clear(c.plainText[:cap(c.plainText)])
+	// The secrets a call held: a data key or plaintext, its base64, the
+	// reply that carried them. Each was written as a prefix of its buffer,
+	// the slice's length (what a call set and never shortened), so that is
+	// what is cleared, not the whole capacity (7 KiB a request).
+	clear(c.plain)
+	clear(c.plainText)
+	clear(c.out)
 	c.plain, c.plainText = c.plain[:0], c.plainText[:0]
-	clear(c.out[:cap(c.out)]) // it may have held a data key or a plaintext
 	c.cipherReply, c.dataKeyReply, c.decryptReply = cipherReply{}, dataKeyReply{}, decryptReply{}
 	resetKey(&c.key)
 	resetKey(&c.blobKey)

@@ -188,3 +188,24 @@ func TestFastPathMakesNoRaftRoundTrip(t *testing.T) {
 		t.Fatalf("600 fast-path calls proposed %d commands, want 0", n)
 	}
 }
+
+// TestACallsSecretsAreClearedWhenItEnds: the pooled buffers that held a
+// data key, its base64 or a reply carrying them are zero once the call is
+// back in the pool, as the handlers write them (a prefix each).
+func TestACallsSecretsAreClearedWhenItEnds(t *testing.T) {
+	c := callPool.Get().(*call)
+	c.plain = c.plain[:maxDataKeyLen]
+	crypto.Fill(c.plain)
+	c.plainText = base64.StdEncoding.AppendEncode(c.plainText[:0], c.plain)
+	c.out = append(c.out[:0], `{"Plaintext":"`...)
+	c.out = append(append(c.out, c.plainText...), `"}`...)
+	held := [][]byte{c.plain[:cap(c.plain)], c.plainText[:cap(c.plainText)], c.out[:cap(c.out)]}
+	putCall(c)
+	for i, b := range held {
+		for j, x := range b {
+			if x != 0 {
+				t.Fatalf("buffer %d: byte %d is %#x after the call ended", i, j, x)
+			}
+		}
+	}
+}
