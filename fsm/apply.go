@@ -41,7 +41,7 @@ type Config struct {
 	// OnTrail, if set, is called after Apply sealed trail records, with
 	// them in seq order, so a node can write them to its segment files
 	// (trail.Archive) before they leave the state's window. It runs on the
-	// apply goroutine, in commit order.
+	// apply goroutine, in commit order; records is reused once it returns.
 	OnTrail func(records []trail.Sealed)
 	// BeforePersist, if set, is called before a snapshot is written: the
 	// records that left the window before the snapshot must be durable in
@@ -61,6 +61,10 @@ type FSM struct {
 	changed atomic.Pointer[chan struct{}] // closed when a new state is published
 
 	entries, bytes atomic.Uint64 // log entries applied since start, and their data's size
+
+	// sealed is the slice the last batch handed to OnTrail, emptied, for
+	// the next batch's records (under mu).
+	sealed []trail.Sealed
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -124,7 +128,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.mu.Lock()
 	out := make([]interface{}, len(logs))
-	t := txn{st: f.w, dd: &f.dd}
+	t := txn{st: f.w, dd: &f.dd, sealed: f.sealed}
+	f.sealed = nil
 	var size uint64
 	for i, l := range logs {
 		size += uint64(len(l.Data))
@@ -156,6 +161,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if len(sealed) > 0 && f.cfg.OnTrail != nil {
 		f.cfg.OnTrail(sealed)
 	}
+	clear(sealed) // the records' contents are the window's now
+	f.mu.Lock()
+	f.sealed = sealed[:0]
+	f.mu.Unlock()
 	return out
 }
 

@@ -106,7 +106,8 @@ func StampTime(entry []byte, t int64) error {
 	return nil
 }
 
-// Decode parses a log entry. It fails, never panics, on any input.
+// Decode parses a log entry. It fails, never panics, on any input. The
+// events of a TrailAppend or TrailShip view b; nothing else does.
 func Decode(b []byte) (Header, Command, error) {
 	var h Header
 	if len(b) < headerSize {
@@ -124,7 +125,9 @@ func Decode(b []byte) (Header, Command, error) {
 	copy(h.RequestID[:], b[11:27])
 	h.NonceFP = binary.BigEndian.Uint64(b[27:])
 	h.NonceMinute = int64(binary.BigEndian.Uint64(b[35:]))
-	d := decoder{b: b[headerSize:]}
+	// A trail command's events are read only while it is applied (sealing
+	// copies each into its record): they view b instead of being copied.
+	d := decoder{b: b[headerSize:], view: typ == CmdTrailAppend || typ == CmdTrailShip}
 	c.decodeBody(&d)
 	if err := d.done(fmt.Sprintf("command type %d", typ)); err != nil {
 		return h, nil, err

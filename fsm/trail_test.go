@@ -273,3 +273,34 @@ func TestABatchsRecordsShareOneAllocation(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailRecordsOutliveTheEntryTheyCameIn: a trail command's events are
+// decoded as views of the Raft entry; the records must not be, since the
+// entry's buffer is not the state machine's to keep. Both kinds of trail
+// command, and the sealed slice OnTrail sees is reused only after it.
+func TestTrailRecordsOutliveTheEntryTheyCameIn(t *testing.T) {
+	h := newHarness(t)
+	var archived []trail.Sealed
+	h.f.cfg.OnTrail = func(s []trail.Sealed) { archived = append(archived, s...) }
+	for i, c := range []Command{
+		&TrailAppend{Retention: keepAll, Events: [][]byte{testEvent("Encrypt", rid(1), t0), testEvent("Decrypt", rid(2), t0)}},
+		&TrailShip{Retention: keepAll, Journal: [16]byte{9}, First: 1, Events: [][]byte{testEvent("Encrypt", rid(3), t0)}},
+	} {
+		e := h.entry(h.header(), c)
+		if r := h.f.Apply(e).(Result); r.Err != nil {
+			t.Fatalf("command %d: %v", i, r.Err)
+		}
+		for j := range e.Data {
+			e.Data[j] = 0xff
+		}
+	}
+	recs := window(t, h.f.State()) // fails on a record whose bytes changed
+	if len(recs) != 3 || len(archived) != 3 {
+		t.Fatalf("%d records, %d archived", len(recs), len(archived))
+	}
+	for i, r := range recs {
+		if r.RequestID != rid(i+1) || archived[i].Hash != r.Hash {
+			t.Fatalf("record %d: request %s", i+1, r.RequestID)
+		}
+	}
+}
