@@ -19,9 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
-	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/segment"
-	waltypes "github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 	bbolterrors "go.etcd.io/bbolt/errors"
 
@@ -198,7 +196,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		}
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	logs, kind, err := openLogStore(cfg.LogStore, dir, store)
+	logs, kind, err := openLogStore(cfg.LogStore, dir, store, cfg.Logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -543,7 +541,7 @@ const logCacheEntries = 2048
 // for a directory with neither). A directory whose log is in the other
 // store is refused rather than started with an empty log (which would
 // lose every entry since the last snapshot).
-func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, string, error) {
+func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore, log *slog.Logger) (raft.LogStore, string, error) {
 	walDir := filepath.Join(dir, "wal")
 	_, err := os.Stat(walDir)
 	hasWAL := err == nil
@@ -568,15 +566,21 @@ func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, 
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, "", err
 	}
-	w, err := wal.Open(walDir, wal.WithSegmentFiler(segment.NewFiler(walDir, privateFS{walfs.New()})))
+	fs, err := newSegmentFS(walDir, log)
 	if err != nil {
+		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
+	}
+	w, err := wal.Open(walDir, wal.WithSegmentFiler(segment.NewFiler(walDir, fs)))
+	if err != nil {
+		fs.close()
 		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
 	if err := privateFiles(walDir); err != nil { // wal-meta.db, and segments of older versions
 		w.Close()
+		fs.close()
 		return nil, "", fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	return compactedWAL{w}, kind, nil
+	return compactedWAL{w, fs}, kind, nil
 }
 
 // compactedWAL is raft-wal without the entries it still keeps after they
@@ -584,29 +588,23 @@ func openLogStore(kind, dir string, bolt *raftboltdb.BoltStore) (raft.LogStore, 
 // and would go on serving them. Reads below FirstIndex fail as they do with
 // BoltDB, so a node that fell behind the compaction point catches up from a
 // snapshot with either store, and first_log_index means what it says.
-type compactedWAL struct{ *wal.WAL }
+type compactedWAL struct {
+	*wal.WAL
+	fs *segmentFS
+}
+
+// Close closes the log, then stops preparing its next segment.
+func (w compactedWAL) Close() error {
+	err := w.WAL.Close()
+	w.fs.close()
+	return err
+}
 
 func (w compactedWAL) GetLog(index uint64, log *raft.Log) error {
 	if first, err := w.FirstIndex(); err == nil && index < first {
 		return raft.ErrLogNotFound
 	}
 	return w.WAL.GetLog(index, log)
-}
-
-// privateFS is raft-wal's file system with segment files made 0600, as
-// raft.db is; raft-wal creates them 0644 (inside a 0700 directory).
-type privateFS struct{ *walfs.FS }
-
-func (p privateFS) Create(dir, name string, size uint64) (waltypes.WritableFile, error) {
-	f, err := p.FS.Create(dir, name, size)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(filepath.Join(dir, name), 0o600); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }
 
 // privateFiles makes the files in dir 0600.
