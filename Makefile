@@ -62,10 +62,10 @@ fuzz-smoke: ## 60 000 executions of every fuzz target (CI)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=60000x >/tmp/raftkms-fuzz-smoke.log 2>&1 || { cat /tmp/raftkms-fuzz-smoke.log; exit 1; }
 	@echo "fuzz smoke: every target ran 60000 inputs without a failure"
 
-bench: ## the kmsbench suite of docs/PERFORMANCE.md (about 10 minutes); results in bench-results/
+bench: ## the kmsbench suite of docs/PERFORMANCE.md (about 13 minutes); results in bench-results/
 	scripts/bench.sh standard
 
-bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 12 minutes)
+bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 15 minutes)
 	scripts/bench.sh full
 
 bench-keys: ## the bar's 1,000,000-key row on a warmed node (about 8 minutes); results in bench-results/many-keys.md
