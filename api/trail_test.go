@@ -331,3 +331,57 @@ func TestALoneNodeAsksRaftIfItIsAloneOnlyNowAndThenAndJournalsOnceItIsNot(t *tes
 		t.Fatal(err)
 	}
 }
+
+func TestJournaledRecordsShipTogetherEachIntervalButAtOnceForAQuery(t *testing.T) {
+	dir := t.TempDir()
+	tn := startTestNode(t, func(c *Config, d *Deps) {
+		j, err := trail.OpenJournal(dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		c.Trail.Commit, c.Trail.ShipInterval, d.Journal = CommitJournal, time.Hour, j
+	})
+	id := tn.createKey(t)
+	ctx := context.Background()
+	// A record shipped (a query does not wait): the interval starts.
+	if _, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.srv.recorder.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp := &countingProposer{Proposer: tn.srv.deps.Proposer}
+	tn.srv.deps.Proposer = cp
+	var reqs []string
+	for range 20 {
+		body, err := tn.cli.Call(ctx, "GenerateDataKey", map[string]string{"KeyId": id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ RequestId string }
+		json.Unmarshal(body, &r)
+		reqs = append(reqs, r.RequestId)
+	}
+	// They wait for the interval, together.
+	if n := cp.commits.Load(); n != 0 || tn.srv.recorder.backlog() != 20 {
+		t.Fatalf("%d shipments, %d records waiting: the records did not wait to ship together", n, tn.srv.recorder.backlog())
+	}
+	// A query on this node does not wait the interval: it ships them.
+	start := time.Now()
+	body, err := tn.cli.CallVersion(ctx, OwnVersion, "LookupEvents", map[string]string{"KeyId": id, "EventName": "GenerateDataKey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("LookupEvents waited %s for the shipment", d)
+	}
+	for _, r := range reqs {
+		if !bytes.Contains(body, []byte(r)) {
+			t.Fatalf("request %s has no record", r)
+		}
+	}
+	if n := cp.commits.Load(); n > 2 {
+		t.Fatalf("%d shipments for 20 records", n)
+	}
+}

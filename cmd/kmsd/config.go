@@ -76,6 +76,7 @@ type config struct {
 		Linger        time.Duration `yaml:"linger"`         // a flusher's wait for records on their way; negative: none
 		Commit        string        `yaml:"commit"`         // what a record reaches before its reply: auto, quorum or journal
 		JournalSync   bool          `yaml:"journal_sync"`   // fsync the journal before each reply
+		ShipInterval  time.Duration `yaml:"ship_interval"`  // between shipments of the journal into the trail; negative: none
 	} `yaml:"trail"`
 	Debug struct {
 		PprofAddr string `yaml:"pprof_addr"` // serve net/http/pprof here; empty: off

@@ -186,7 +186,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr io.
 		WriteTimeout: cfg.API.WriteTimeout, MaxRequestBytes: cfg.API.MaxRequestBytes, Logger: log, SpoolDir: dir,
 		NodeID: cfg.Node.ID, Trail: api.TrailConfig{BatchRecords: cfg.Trail.BatchRecords, Flushers: cfg.Trail.Flushers, Linger: cfg.Trail.Linger,
 			Retention: fsm.Retention{MaxRecords: cfg.Trail.WindowRecords, MaxAge: int64(cfg.Trail.WindowAge)},
-			Commit:    api.TrailCommit(cfg.Trail.Commit)},
+			Commit:    api.TrailCommit(cfg.Trail.Commit), ShipInterval: cfg.Trail.ShipInterval},
 	}, api.Deps{State: machine, Snapshots: machine, Proposer: node, Node: node, Authorizer: engine, Wrapper: root,
 		Keyring: keyring, Trail: archiver, Journal: journal})
 	if err != nil {
