@@ -25,9 +25,9 @@ import (
 // a change to the file's extents, which the fsync after every append then
 // commits through ext4's journal. Writing over blocks that hold zeros
 // changes data only. On this project's machines appending 10 KB and
-// fsyncing took 190–215 µs and 104–114 µs of CPU in a fallocated file,
-// 110–136 µs and 63–71 µs in a zero-filled one; a node commits its trail
-// that way once per batch. So once a segment is half written, the next one
+// fsyncing took 190–216 µs and 104–114 µs of CPU in a fallocated file,
+// 109–136 µs and 63–72 µs in a zero-filled one (docs/PERFORMANCE.md); a
+// node commits its trail that way once per batch. So once a segment is half written, the next one
 // is prepared beside it, as spareName: written with zeros in steps of
 // zeroStep, each fsynced so the disk takes it in small pieces between the
 // log's own fsyncs, with a pause between steps. Creating a segment renames
