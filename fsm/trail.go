@@ -281,7 +281,7 @@ func (t *txn) appendEvent(ret Retention, ev []byte, mark bool) {
 		t.content = make([]byte, 0, n) // a lone record (reserveContent did not run)
 	}
 	var s trail.Sealed
-	s, t.content = trail.SealCheckedIn(t.content, st.trailSeq+1, t.now, st.trailHash, ev)
+	s, t.content = trail.SealChecked(t.content, st.trailSeq+1, t.now, st.trailHash, ev)
 	st.trail.push(s) // cannot fail: s follows trailSeq, the newest record's seq
 	st.trailSeq, st.trailHash = s.Seq, s.Hash
 	t.sealed = append(t.sealed, s)

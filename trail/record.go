@@ -270,24 +270,18 @@ func CheckEvent(b []byte) (requestID string, err error) {
 	return e.RequestID, r.err
 }
 
-// SealChecked is Seal of an event CheckEvent accepted: its bytes are
-// already the canonical encoding (an event has exactly one), so they go into
-// the record as they are.
-func SealChecked(seq uint64, commitTime int64, prev [32]byte, event []byte) Sealed {
-	s, _ := SealCheckedIn(make([]byte, 0, MaxHeaderBytes+len(event)), seq, commitTime, prev, event)
-	return s
-}
-
 // MaxHeaderBytes is the most bytes a record's content holds before its
 // event: a buffer with MaxHeaderBytes+len(event) spare bytes takes the
-// record's content (SealCheckedIn).
+// record's content (SealChecked).
 const MaxHeaderBytes = 1 + 2*binary.MaxVarintLen64 + 32
 
-// SealCheckedIn is SealChecked writing the record's content after buf's
+// SealChecked is Seal of an event CheckEvent accepted: its bytes are
+// already the canonical encoding (an event has exactly one), so they go into
+// the record as they are. The record's content is written after buf's
 // bytes, into its spare capacity when it fits (a new array otherwise), and
-// returns buf with the content: the records of a batch can share one
+// buf is returned with it: the records of a batch can share one
 // allocation. The content is a slice of it that appending cannot reach.
-func SealCheckedIn(buf []byte, seq uint64, commitTime int64, prev [32]byte, event []byte) (Sealed, []byte) {
+func SealChecked(buf []byte, seq uint64, commitTime int64, prev [32]byte, event []byte) (Sealed, []byte) {
 	start := len(buf)
 	buf = appendHeader(buf, seq, commitTime, prev)
 	buf = append(buf, event...)

@@ -646,7 +646,7 @@ func TestSealCheckedEqualsSealForEveryAcceptedEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := SealChecked(uint64(i+1), 7, [32]byte{1}, b)
+		got, _ := SealChecked(nil, uint64(i+1), 7, [32]byte{1}, b)
 		if !bytes.Equal(got.Content, want.Content) || got.Hash != want.Hash {
 			t.Fatalf("event %d: SealChecked differs from Seal", i)
 		}
@@ -660,7 +660,7 @@ func TestSealCheckedEqualsSealForEveryAcceptedEvent(t *testing.T) {
 // TestRecordsSealedIntoOneBufferKeepTheirOwnContent: the state machine
 // seals a batch's records into one buffer; each record's content must stay
 // as sealed whatever is appended to the buffer after it, and its hash must
-// be SealChecked's, with the header at its largest too.
+// be that of the record sealed alone, with the header at its largest too.
 func TestRecordsSealedIntoOneBufferKeepTheirOwnContent(t *testing.T) {
 	events := [][]byte{
 		AppendEvent(nil, &Event{EventID: "a", EventName: "Decrypt", Outcome: Success}),
@@ -678,7 +678,7 @@ func TestRecordsSealedIntoOneBufferKeepTheirOwnContent(t *testing.T) {
 	var got []Sealed
 	for i, ev := range events {
 		var s Sealed
-		s, buf = SealCheckedIn(buf, seqs[i], times[i], [32]byte{byte(i)}, ev)
+		s, buf = SealChecked(buf, seqs[i], times[i], [32]byte{byte(i)}, ev)
 		got = append(got, s)
 	}
 	if &buf[:1][0] != first {
@@ -689,7 +689,7 @@ func TestRecordsSealedIntoOneBufferKeepTheirOwnContent(t *testing.T) {
 		got[i].Content = append(got[i].Content, 0xee) // must copy, not write into the next record
 	}
 	for i, ev := range events {
-		want := SealChecked(seqs[i], times[i], [32]byte{byte(i)}, ev)
+		want, _ := SealChecked(nil, seqs[i], times[i], [32]byte{byte(i)}, ev)
 		if !bytes.Equal(got[i].Content[:len(got[i].Content)-1], want.Content) || got[i].Hash != want.Hash {
 			t.Fatalf("record %d changed after its buffer was appended to", i)
 		}
