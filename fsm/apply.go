@@ -241,11 +241,16 @@ func (t *txn) storeKey(old, k *Key) Result {
 			t.st.due.Delete(d)
 		}
 	}
+	// What the state keeps owns its strings: a key read from the state
+	// views its arena record and carries the account id its command named,
+	// so a changed key would otherwise pin a dropped chunk from the due
+	// index, and give each key item an account string of its own — a
+	// million small objects for the collector to mark at a million keys,
+	// and two string loads in every comparison of the keys' tree.
+	k.Account = t.st.accountID(k.Account)
 	for _, d := range dueItems(k) {
+		d.id = strings.Clone(d.id)
 		t.st.due.ReplaceOrInsert(d)
-	}
-	if old == nil { // a changed key is a copy of one that shares its account's id already
-		k.Account = t.st.accountID(k.Account)
 	}
 	t.st.putKey(k)
 	return Result{Key: k}
@@ -417,6 +422,7 @@ func (c *DestroyKey) apply(t *txn) Result {
 }
 
 func (t *txn) putAlias(a *Alias) {
+	a.Account, a.KeyID = t.st.accountID(a.Account), strings.Clone(a.KeyID) // KeyID may view a key's record (storeKey)
 	t.st.aliases.ReplaceOrInsert(aliasItem{a.Account, a.Name, a})
 	t.st.keyAliases.ReplaceOrInsert(keyAliasItem{a.Account, a.KeyID, a.Name, a})
 }

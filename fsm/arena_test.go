@@ -160,3 +160,55 @@ func TestArenaKeepsAChunkItsBookkeepingSaysIsStillInUse(t *testing.T) {
 	}
 	checkKeys(t, st, keys)
 }
+
+// A key changed by a command is stored with its account's own id string,
+// and what the state keeps beside it — its due rotation, its aliases —
+// owns its key id instead of viewing the record the key was read from:
+// else a million keys changed once (a seal reservation each) are a million
+// account strings for the collector to mark, and a replaced record's chunk
+// stays pinned by whatever views it.
+func TestChangedKeysShareTheirAccountsIDAndPinNoRecord(t *testing.T) {
+	h := newHarness(t)
+	k := h.mustApply(&CreateKey{Account: acct, ID: "key-a", Spec: "Aliyun_AES_256", Usage: "ENCRYPT/DECRYPT",
+		Origin: "Aliyun_KMS", Protection: "SOFTWARE", CreatorType: "User", RotationInterval: 7 * 24 * 3600,
+		VersionID: "00000000-0000-4000-8000-000000000001", Material: []byte("wrapped-key-a")}).Key
+	h.mustApply(&ReserveSeals{Account: acct, KeyID: "key-a", VersionID: k.PrimaryVersion, Count: 10})
+	h.mustApply(NewCreateAlias(acct, "alias/app", "key-a"))
+	h.mustApply(&ReserveSeals{Account: acct, KeyID: "key-a", VersionID: k.PrimaryVersion, Count: 10})
+
+	st := h.f.w
+	a, _ := st.Account(acct)
+	shared := func(s string) bool { return unsafe.StringData(s) == unsafe.StringData(a.ID) }
+	inArena := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		for _, c := range st.arena.byID {
+			if b := uintptr(unsafe.Pointer(unsafe.SliceData(c))); cap(c) > 0 && p >= b && p < b+uintptr(cap(c)) {
+				return true
+			}
+		}
+		return false
+	}
+	st.keys.Ascend(func(it keyItem) bool {
+		if !shared(it.account) {
+			t.Errorf("key item %x has an account string of its own", it.id)
+		}
+		return true
+	})
+	dues := 0
+	st.due.Ascend(func(it dueItem) bool {
+		dues++
+		if !shared(it.account) || inArena(it.id) {
+			t.Errorf("due item of %s: account shared %v, id views the arena %v", it.id, shared(it.account), inArena(it.id))
+		}
+		return true
+	})
+	if dues != 1 {
+		t.Fatalf("%d due items, want the key's rotation", dues)
+	}
+	st.aliases.Ascend(func(it aliasItem) bool {
+		if !shared(it.account) || inArena(it.a.KeyID) {
+			t.Errorf("alias %s: account shared %v, key id views the arena %v", it.name, shared(it.account), inArena(it.a.KeyID))
+		}
+		return true
+	})
+}

@@ -363,6 +363,7 @@ func readSnapshot(r io.Reader) (*State, dedup, error) {
 	})
 	sr.records("alias", func(d *decoder) {
 		a := &Alias{Account: d.str(), Name: d.str(), KeyID: d.str(), Created: d.varint(), Updated: d.varint()}
+		a.Account = st.accountID(a.Account)
 		st.aliases.ReplaceOrInsert(aliasItem{a.Account, a.Name, a})
 		st.keyAliases.ReplaceOrInsert(keyAliasItem{a.Account, a.KeyID, a.Name, a})
 	})
