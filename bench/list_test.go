@@ -22,6 +22,10 @@ func TestListGivesBackEveryItemAsAppended(t *testing.T) {
 	if l.At(1) != "" || l.At(2) != items[2] || string(b) != "key-1!!!" {
 		t.Errorf("appending to item 0 changed the list: %q, %q", l.At(1), l.At(2))
 	}
+	same := NewList("key-1", "key-2", "key-3")
+	if same.At(0) != "key-1" || same.At(2) != "key-3" || string(append(same.Bytes(1), '!')) != "key-2!" || same.At(2) != "key-3" {
+		t.Errorf("items of one length read back %q %q %q", same.At(0), same.At(1), same.At(2))
+	}
 	var zero List
 	if zero.Len() != 0 {
 		t.Errorf("zero List has %d items", zero.Len())

@@ -160,6 +160,34 @@ func TestAnEvictedVersionKeepsItsSealCount(t *testing.T) {
 	}
 }
 
+// An evicted version is unwrapped again when it comes back, with its own
+// key, also after the versions that took its place were forgotten and the
+// Keyring shrank.
+func TestAnEvictedVersionComesBackAfterTheKeyringShrinks(t *testing.T) {
+	k, w, wrapped := keyringVersions(t, 2, 3)
+	sealed := map[string][]byte{}
+	for _, id := range []string{"v0", "v1", "v2"} { // v2 evicts v0
+		_, b, err := k.Software(id, wrapped[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealed[id], err = b.Seal(nil, []byte("data of "+id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.Forget("v1", "v2")
+	_, b, err := k.Software("v0", wrapped["v0"])
+	if err != nil || w.unwraps != 4 {
+		t.Fatalf("v0 after the Keyring emptied: %d unwraps, %v", w.unwraps, err)
+	}
+	if pt, err := b.Open(nil, sealed["v0"], nil); err != nil || string(pt) != "data of v0" {
+		t.Fatalf("v0 came back with another key: %q, %v", pt, err)
+	}
+	if k.Len() != 1 {
+		t.Fatalf("%d versions held, want v0", k.Len())
+	}
+}
+
 func TestForgottenVersionsAreDropped(t *testing.T) {
 	k, w, wrapped := keyringVersions(t, 4, 3)
 	for _, id := range []string{"v0", "v1", "v2"} {
