@@ -181,16 +181,16 @@ standard() {
 # throughput FILE: the requests/s of a kmsbench JSON report.
 throughput() { sed -n 's/^  "throughput": \([0-9.]*\),$/\1/p' "$1"; }
 
-# snapshot_rounds LOG "BEGAN ENDED"...: names the rounds (unix times, one
-# "began ended" pair each) that a Raft snapshot in the node's LOG overlapped,
+# snapshot_rounds LOG WHAT "BEGAN ENDED"...: names the rounds of WHAT (unix
+# times, one "began ended" pair each) that a Raft snapshot in the node's LOG overlapped,
 # or ran up to 5 s before (the kernel still writing it out): a snapshot of a
 # million keys takes about 5 s and slows the node meanwhile.
 snapshot_rounds() {
-  local log=$1 r=0 hit=()
-  shift
+  local log=$1 what=$2 r=0 hit=()
+  shift 2
   local snaps=()
-  while read -r at what; do
-    snaps+=("$(date -d "$at" +%s.%N) $what")
+  while read -r at event; do
+    snaps+=("$(date -d "$at" +%s.%N) $event")
   done < <(sed -n 's/^\([0-9T:.-]*Z\) \[INFO\]  raft: \(starting snapshot\|snapshot complete\).*/\1 \2/p' "$log" | awk '{ print $1, $2 }')
   for span in "$@"; do
     r=$((r + 1))
@@ -202,7 +202,7 @@ snapshot_rounds() {
       esac
     done
   done
-  echo "rounds of the million keys during or right after a snapshot: ${hit[*]:-none}"
+  echo "rounds of $what during or right after a snapshot: ${hit[*]:-none}"
 }
 
 # many_keys: the bar's 1,000,000-key row (docs/PERFORMANCE.md "Many keys").
@@ -223,12 +223,14 @@ many_keys() {
   cp "$ten" "$all"
   bin/kmsbench "${keys[@]}" --count 999990 --out "$all" >/dev/null # appends
   kb run --keys-file "$all" --duration "${WARM:-240}s" --label "warm-up, 1 000 000 keys" --markdown "$md"
-  local ratios=() plain=() spans=()
+  local ratios=() plain=() spans=() tens=()
   for r in 1 2 3 4 5; do
     local began=$(date +%s.%N)
     kb run --keys-file "$all" --duration 10s --label "1 000 000 keys, round $r" --markdown "$md" --json "$OUT/many-keys-$r.json"
     spans+=("$began $(date +%s.%N)")
+    began=$(date +%s.%N)
     kb run --keys-file "$ten" --duration 10s --label "10 keys, round $r" --markdown "$md" --json "$WORK/ten-$r.json"
+    tens+=("$began $(date +%s.%N)")
     ratios+=("$(awk -v a="$(throughput "$OUT/many-keys-$r.json")" -v b="$(throughput "$WORK/ten-$r.json")" \
       -v f="$(throughput "$OUT/many-keys-fresh.json")" 'BEGIN { printf "%.2f (%.2f)", a / b, a / f }')")
     plain+=("${ratios[-1]%% *}")
@@ -239,7 +241,8 @@ many_keys() {
     echo "peak RSS: $(awk '/VmHWM/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/status")"
     echo "in huge pages at the end (huge_pages, docs/PERFORMANCE.md): $(awk '/AnonHugePages/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/smaps_rollup")"
     echo "Raft snapshots taken by the node: $(grep -c 'starting snapshot' "$WORK/node1.log" || true) (their times: $OUT/many-keys-node.log)"
-    snapshot_rounds "$WORK/node1.log" "${spans[@]}"
+    snapshot_rounds "$WORK/node1.log" "the million keys" "${spans[@]}"
+    snapshot_rounds "$WORK/node1.log" "the 10 keys" "${tens[@]}"
   } >>"$md"
   cp "$WORK/node1.log" "$OUT/many-keys-node.log"
   cat "$md"
