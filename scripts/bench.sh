@@ -182,9 +182,9 @@ standard() {
 throughput() { sed -n 's/^  "throughput": \([0-9.]*\),$/\1/p' "$1"; }
 
 # snapshot_rounds LOG WHAT "BEGAN ENDED"...: names the rounds of WHAT (unix
-# times, one "began ended" pair each) that a Raft snapshot in the node's LOG overlapped,
-# or ran up to 5 s before (the kernel still writing it out): a snapshot of a
-# million keys takes about 5 s and slows the node meanwhile.
+# times, one "began ended" pair each) that a Raft snapshot in the node's LOG
+# overlapped, or ran up to 5 s before (the kernel still writing it out): a
+# snapshot of a million keys takes about 5 s and slows the node meanwhile.
 snapshot_rounds() {
   local log=$1 what=$2 r=0 hit=()
   shift 2
