@@ -68,7 +68,7 @@ bench: ## the kmsbench suite of docs/PERFORMANCE.md (about 13 minutes); results 
 bench-full: ## bench, plus 1,000,000 keys and a 5-node cluster (about 15 minutes)
 	scripts/bench.sh full
 
-bench-keys: ## the bar's 1,000,000-key row on a warmed node (about 8 minutes); results in bench-results/many-keys.md
+bench-keys: ## the bar's 1,000,000-key row on a warmed node (about 11 minutes); results in bench-results/many-keys.md
 	scripts/bench.sh many-keys
 
 bench-smoke: ## every kmsbench workload for a moment against a real node; fails only on errors (CI)

@@ -67,3 +67,31 @@ func TestASnapshotsFiltersStayAsCapturedWhileApplyGoesOn(t *testing.T) {
 		t.Fatalf("restored entry: %+v, %v", e, ok)
 	}
 }
+
+// The filters' snapshot record is written into the room reserved for it up
+// front: growing a record of tens of MB as it was written cost a tenth of a
+// snapshot's CPU. Extreme values (long strings, the largest times and
+// codes) must still fit.
+func TestTheFiltersRecordFitsTheRoomReservedForIt(t *testing.T) {
+	d := newDedup()
+	long := string(bytes.Repeat([]byte("a"), 300)) // a two-byte length
+	for i := range 3 * reqChunkLen {
+		var id [16]byte
+		binary.BigEndian.PutUint64(id[:], uint64(i)+1)
+		d.recordRequest(id, reqEntry{time: -1 << 62, code: 0xffff, account: long, keyID: long[:i%200], recorded: true})
+		if err := d.checkNonce(^uint64(i), int64(i%3), 2*minuteNS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := d.capture()
+	var e encoder
+	v.encode(&e)
+	if room := v.maxSize(); len(e.b) > room {
+		t.Fatalf("encoded %d bytes; reserved %d", len(e.b), room)
+	}
+	// One array for the record, one for sorting each minute's nonces (and
+	// one or two the race detector adds); growing either takes dozens.
+	if n := testing.AllocsPerRun(1, func() { var e encoder; v.encode(&e) }); n > 4 {
+		t.Fatalf("encoding allocated %v times: the record grew", n)
+	}
+}
