@@ -200,9 +200,11 @@ func (a *arena) check(c *chunk) {
 const compactBudget = 512
 
 // compact evacuates up to compactBudget entries of the queued chunks of
-// s's arena, and drops the chunks it emptied.
+// s's arena, and drops the chunks it emptied; and it moves a few slots of
+// the index's old table, if it has one.
 func (s *State) compact() {
 	a := s.arena
+	a.index.move(a.byID, slotsMovedPerBatch)
 	for budget := compactBudget; budget > 0 && len(a.queue) > 0; {
 		c := a.queue[0]
 		for ; c.next < len(c.b) && budget > 0; budget-- {

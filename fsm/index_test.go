@@ -95,7 +95,7 @@ func TestIndexNeverShowsAStateLaterRecords(t *testing.T) {
 			st.deleteKey(k.Account, k.ID)
 		}
 	}
-	for i := range 5000 { // and the table is rebuilt
+	for i := range 5000 { // and the table grows
 		st.putVersion(&Version{ID: fmt.Sprintf("w-%06d", i), Account: "acct", KeyID: "key-other", Material: []byte{1}})
 	}
 	after := st.clone()
@@ -148,6 +148,7 @@ func TestIndexReadersRaceTheWriter(t *testing.T) {
 			}
 		})
 	}
+	grew := 0
 	for round := range 30 {
 		for i, k := range keys {
 			switch {
@@ -157,9 +158,19 @@ func TestIndexReadersRaceTheWriter(t *testing.T) {
 				k.Description = fmt.Sprint(round)
 				st.putKey(k)
 			}
+			if i%4 == 0 { // the table grows, and its slots move, while readers read
+				st.putVersion(&Version{ID: fmt.Sprintf("w-%02d-%06d", round, i), Account: "acct", KeyID: "key-other", Material: []byte{1}})
+			}
+			if st.arena.index.old != nil && i%100 == 0 {
+				cur.Store(st.clone()) // a state published while slots move
+				grew++
+			}
 		}
 		st.compact()
 		cur.Store(st.clone())
+	}
+	if grew == 0 {
+		t.Fatal("no state was published while the index grew: the test shows nothing")
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -170,9 +181,9 @@ func TestIndexReadersRaceTheWriter(t *testing.T) {
 	checkIndex(t, st)
 }
 
-// Tables bigger than the position bits a slot keeps are rebuilt by
+// Tables bigger than the position bits a slot keeps are filled by
 // reading each entry to rehash it.
-func TestIndexRebuildsBeyondTheBitsItKeeps(t *testing.T) {
+func TestIndexGrowsBeyondTheBitsItKeeps(t *testing.T) {
 	defer func(b uint) { indexKeptBits = b }(indexKeptBits)
 	indexKeptBits = 10 // tables of 1 024 slots at most without reading entries
 	st := newState()
@@ -196,4 +207,76 @@ func TestIndexDropsAKeyWhoseRefDoesNotFit(t *testing.T) {
 	if got, ok := p.Key(k.Account, k.ID); !ok || got.ID != k.ID {
 		t.Fatalf("the tree does not answer: %+v, %v", got, ok)
 	}
+}
+
+// The index grows without a pause: the write that fills its table starts a
+// new one and moves a few slots, later writes and applied batches move the
+// rest. Until they have, published states find every record through either
+// table; a change or a deletion — of a record moved or not yet moved —
+// shows in the states published after it and never before; and a record
+// deleted after its move is not found again in the old table.
+func TestIndexGrowsAFewSlotsAtATime(t *testing.T) {
+	st := newState()
+	x := st.arena.index
+	var keys []*Key
+	for i := 0; x.old == nil || len(x.old.w)/2 < 1<<14; i++ {
+		v := &Version{ID: fmt.Sprintf("v-%06d", i), Account: "acct", KeyID: fmt.Sprintf("key-%06d", i), Material: make([]byte, 40)}
+		st.putVersion(v)
+		k := &Key{Account: "acct", ID: v.KeyID, Spec: "Aliyun_AES_256", Usage: "ENCRYPT/DECRYPT",
+			State: KeyEnabled, PrimaryVersion: v.ID, Versions: []string{v.ID}}
+		st.putKey(k)
+		keys = append(keys, k)
+	}
+	oldSlots := uint64(len(x.old.w) / 2)
+	if x.next > 2*slotsMovedPerWrite {
+		t.Fatalf("the write that grew the table moved %d of its %d slots", x.next, oldSlots)
+	}
+	checkIndex(t, st)
+
+	x.move(st.arena.byID, int(oldSlots/2)) // half the records in each table
+	before := st.clone()
+	changed := keys[:600] // few enough writes to leave slots unmoved
+	for i, k := range changed {
+		switch i % 3 {
+		case 0:
+			k.Description = "changed"
+			st.putKey(k)
+		case 1:
+			st.deleteVersion(k.PrimaryVersion)
+			st.deleteKey(k.Account, k.ID)
+		}
+	}
+	if x.old == nil {
+		t.Fatal("every slot moved before the changes: the test shows nothing")
+	}
+	after := st.clone()
+	for i, k := range keys {
+		if got, ok := before.Key(k.Account, k.ID); !ok || got.Description != "" {
+			t.Fatalf("key %d in the state before the changes: %+v, %v", i, got, ok)
+		}
+		got, ok := after.Key(k.Account, k.ID)
+		if i >= len(changed) {
+			if !ok || got.Description != "" {
+				t.Fatalf("unchanged key %d in the state after: %+v, %v", i, got, ok)
+			}
+			continue
+		}
+		switch i % 3 {
+		case 0:
+			if !ok || got.Description != "changed" {
+				t.Fatalf("changed key %d in the state after: %+v, %v", i, got, ok)
+			}
+		case 1:
+			if _, found := after.lookup.find(arenaKey, k.Account, k.ID); ok || found {
+				t.Fatalf("deleted key %d in the state after: %v (through the index: %v)", i, ok, found)
+			}
+			if _, found := after.lookup.find(arenaVersion, "", k.PrimaryVersion); found {
+				t.Fatalf("deleted version of key %d found through the index", i)
+			}
+		}
+	}
+	for x.old != nil {
+		st.compact()
+	}
+	checkIndex(t, st)
 }
