@@ -19,6 +19,7 @@ type Result struct {
 	Concurrency int           `json:"concurrency"`
 	Rate        float64       `json:"rate,omitempty"` // requests/s of an open-loop run; 0: closed loop
 	Keys        int           `json:"keys"`
+	KeySkew     float64       `json:"key_skew,omitempty"` // Zipf exponent of the key picks; 0: even
 	Payload     int           `json:"payload_bytes,omitempty"`
 	Duration    time.Duration `json:"duration_ns"` // measured time (after the warmup)
 	Warmup      time.Duration `json:"warmup_ns"`

@@ -61,11 +61,12 @@ type Config struct {
 	// sent (coordinated-omission correction, as in wrk2).
 	Rate float64
 
-	KeyIDs            List   // keys to spread the load over (CreateKeys or ReadKeys makes them)
-	Blobs             List   // ciphertexts to decrypt (MakeBlobs makes them)
-	DataKeyBytes      int    // NumberOfBytes of generated data keys; default 32
-	PayloadBytes      int    // plaintext size for encrypt; default 32
-	EncryptionContext string // JSON, sent with every cryptographic call; "" for none
+	KeyIDs            List    // keys to spread the load over (CreateKeys or ReadKeys makes them)
+	KeySkew           float64 // 0: keys picked evenly; above 1, the exponent of Zipf's law (planner.keyIndex)
+	Blobs             List    // ciphertexts to decrypt (MakeBlobs makes them)
+	DataKeyBytes      int     // NumberOfBytes of generated data keys; default 32
+	PayloadBytes      int     // plaintext size for encrypt; default 32
+	EncryptionContext string  // JSON, sent with every cryptographic call; "" for none
 	Seed              uint64
 	Timeout           time.Duration // per request; default 10s
 
@@ -93,6 +94,9 @@ func (c *Config) defaults() error {
 	}
 	if c.PayloadBytes <= 0 {
 		c.PayloadBytes = 32
+	}
+	if c.KeySkew != 0 && !(c.KeySkew > 1) {
+		return errors.New("bench: the key skew is 0 (keys picked evenly) or above 1 (the exponent of a Zipf distribution)")
 	}
 	if c.PayloadBytes > 6144 {
 		return errors.New("bench: Encrypt takes at most 6144 bytes of plaintext")
@@ -176,7 +180,9 @@ type op struct {
 type planner struct {
 	cfg     *Config
 	rng     *rand.Rand
-	mix     []string // one entry per weight unit
+	zipf    *rand.Zipf // key ranks, with Config.KeySkew
+	scatter uint64     // maps a rank to a key: coprime with the key count
+	mix     []string   // one entry per weight unit
 	payload []byte
 	params  []sign.KV
 	// The values every request of the run sends.
@@ -198,12 +204,46 @@ func newPlanner(cfg *Config, worker int) *planner {
 			}
 		}
 	}
+	if n := uint64(cfg.KeyIDs.Len()); cfg.KeySkew > 1 && n > 0 {
+		p.zipf = rand.NewZipf(p.rng, cfg.KeySkew, 1, n-1)
+		p.scatter = scatterStep(n)
+	}
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	p.payload = make([]byte, cfg.PayloadBytes)
 	for i := range p.payload {
 		p.payload[i] = letters[p.rng.IntN(len(letters))]
 	}
 	return p
+}
+
+// keyIndex picks the next key: evenly, or with Config.KeySkew s > 1 by
+// Zipf's law — the key of rank r in proportion to 1/(r+1)^s, a few hot
+// keys and a long tail, as many tenants' traffic is. Rank r is key
+// (r+1)×scatter mod n (a bijection, as scatter and n are coprime), so the
+// hot keys are spread over the list instead of being the first ones made.
+func (p *planner) keyIndex() int {
+	n := p.cfg.KeyIDs.Len()
+	if p.zipf == nil {
+		return p.rng.IntN(n)
+	}
+	return int((p.zipf.Uint64() + 1) * p.scatter % uint64(n))
+}
+
+// scatterStep returns a step coprime with n near n×0.618 (the golden
+// ratio spreads consecutive ranks evenly over the list).
+func scatterStep(n uint64) uint64 {
+	s := max(n*618/1000, 1)
+	for gcd(s, n) != 1 {
+		s++
+	}
+	return s
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // The parameters' names, made once: the planner allocates nothing.
@@ -227,7 +267,7 @@ func (p *planner) next() op {
 	}
 	p.params = p.params[:0]
 	add := func(k, v []byte) { p.params = append(p.params, sign.KV{Key: k, Value: v}) }
-	key := func() []byte { return p.cfg.KeyIDs.Bytes(p.rng.IntN(p.cfg.KeyIDs.Len())) }
+	key := func() []byte { return p.cfg.KeyIDs.Bytes(p.keyIndex()) }
 	blob := func() []byte { return p.cfg.Blobs.Bytes(p.rng.IntN(p.cfg.Blobs.Len())) }
 	ec := func(name []byte) {
 		if len(p.context) > 0 {
@@ -455,7 +495,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	elapsed := cfg.Duration
 
 	res := &Result{Name: cfg.Name, Target: "raftkms", Workload: cfg.Workload, Endpoints: cfg.Endpoints,
-		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Keys: cfg.KeyIDs.Len(), Duration: cfg.Duration, Warmup: cfg.Warmup,
+		Concurrency: cfg.Concurrency, Rate: cfg.Rate, Keys: cfg.KeyIDs.Len(), KeySkew: cfg.KeySkew, Duration: cfg.Duration, Warmup: cfg.Warmup,
 		Errors: map[string]int64{}}
 	if cfg.Baseline {
 		res.Target = "baseline"

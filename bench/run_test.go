@@ -129,6 +129,8 @@ func TestConfigRefusesWhatCannotRun(t *testing.T) {
 		"plaintext too long": func(c *Config) { c.PayloadBytes = 7000 },
 		"no endpoints":       func(c *Config) { c.Endpoints = nil },
 		"decrypt, no blobs":  func(c *Config) { c.Workload, c.Baseline = Decrypt, false },
+		"key skew of 1":      func(c *Config) { c.KeySkew = 1 },
+		"negative key skew":  func(c *Config) { c.KeySkew = -2 },
 	} {
 		cfg := baselineConfig("http://127.0.0.1:1")
 		mutate(&cfg)
@@ -160,6 +162,50 @@ func TestPlannerDrawsEveryWorkloadOfAMix(t *testing.T) {
 	}
 	if len(seen) != 4 {
 		t.Fatalf("drew %v", seen)
+	}
+}
+
+// With --key-skew the load falls on a few hot keys and a long tail (Zipf's
+// law), the hot ones scattered over the list; without it, evenly.
+func TestKeySkewPicksAFewKeysOftenAndScattersThem(t *testing.T) {
+	const n, draws = 1000, 100000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("key-%04d", i)
+	}
+	counts := func(skew float64) map[string]int {
+		cfg := Config{Workload: GenerateDataKey, KeyIDs: NewList(ids...), KeySkew: skew, Seed: 7}
+		p, c := newPlanner(&cfg, 0), map[string]int{}
+		for range draws {
+			o := p.next()
+			for _, kv := range o.params {
+				if string(kv.Key) == "KeyId" {
+					c[string(kv.Value)]++
+				}
+			}
+		}
+		return c
+	}
+	top := func(c map[string]int) (string, int) {
+		best, most := "", 0
+		for k, v := range c {
+			if v > most {
+				best, most = k, v
+			}
+		}
+		return best, most
+	}
+	even := counts(0)
+	if _, most := top(even); len(even) != n || most > draws/n*2 {
+		t.Fatalf("even picks: %d keys drawn, the most often %d times", len(even), most)
+	}
+	skewed := counts(1.2)
+	hot, most := top(skewed)
+	if most < draws/10 || len(skewed) < n/4 {
+		t.Fatalf("Zipf picks: the hottest key drawn %d of %d times, %d keys drawn at all", most, draws, len(skewed))
+	}
+	if hot == ids[0] {
+		t.Fatalf("the hottest key is the list's first: ranks are not scattered")
 	}
 }
 

@@ -38,7 +38,7 @@ type options struct {
 	workload, mix                  string
 	concurrency                    int
 	duration, warmup               time.Duration
-	rate                           float64
+	rate, keySkew                  float64
 	keys, blobs                    int
 	keysFile                       string
 	payload, dataKeyBytes          int
@@ -214,6 +214,7 @@ func (o *options) flags(cmd *cobra.Command) {
 	f.Float64Var(&o.rate, "rate", 0, "open loop: requests/s due at a constant rate, latency from when due (0: closed loop)")
 	f.IntVar(&o.keys, "keys", 10, "keys to create and spread the load over (ignored with --keys-file)")
 	f.StringVar(&o.keysFile, "keys-file", "", "key ids to use, one a line (kmsbench keys writes it)")
+	f.Float64Var(&o.keySkew, "key-skew", 0, "0: pick keys evenly; above 1: Zipf's exponent s (a few hot keys, a long tail)")
 	f.IntVar(&o.blobs, "blobs", 1000, "ciphertexts made before a decrypt or re-encrypt run")
 	f.IntVar(&o.payload, "payload-bytes", 32, "plaintext bytes per encrypt, 1-6144")
 	f.IntVar(&o.dataKeyBytes, "data-key-bytes", 32, "NumberOfBytes of generated data keys")
@@ -261,6 +262,7 @@ func (o *options) config(ctx context.Context, stderr io.Writer) (bench.Config, e
 	}
 	cfg.Workload, cfg.Duration, cfg.Warmup, cfg.Rate = o.workload, o.duration, o.warmup, o.rate
 	cfg.PayloadBytes, cfg.DataKeyBytes, cfg.EncryptionContext, cfg.Seed = o.payload, o.dataKeyBytes, o.encryptionContext, o.seed
+	cfg.KeySkew = o.keySkew
 	if !o.quiet {
 		cfg.Progress = stderr
 	}
