@@ -207,6 +207,15 @@ func TestKeySkewPicksAFewKeysOftenAndScattersThem(t *testing.T) {
 	if hot == ids[0] {
 		t.Fatalf("the hottest key is the list's first: ranks are not scattered")
 	}
+	var text, page strings.Builder
+	r := &Result{Name: "gdk", Workload: GenerateDataKey, Keys: n, KeySkew: 1.2}
+	WriteText(&text, r)
+	WriteHTML(&page, "skew", []Result{*r}, nil)
+	for _, out := range []string{text.String(), page.String()} {
+		if !strings.Contains(out, "1.2") || !strings.Contains(out, "Zipf") {
+			t.Fatalf("a report does not name the skew:\n%.400s", out)
+		}
+	}
 }
 
 func TestTextReportNamesTheNumbers(t *testing.T) {
