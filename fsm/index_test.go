@@ -78,13 +78,9 @@ func TestIndexFindsEveryRecordThroughGrowthAndCompaction(t *testing.T) {
 	checkIndex(t, st)
 }
 
-// A published state reads the records it was published with, never a
-// later one: the index answers for what did not change since, the tree for
-// the rest.
-func TestIndexNeverShowsAStateLaterRecords(t *testing.T) {
-	st := newState()
-	keys := storeKeys(st, 3000)
-	before := st.clone()
+// changeOrDelete changes the description of every third key (0, 3, …)
+// and deletes the next one of each three (1, 4, …) with its version.
+func changeOrDelete(st *State, keys []*Key) {
 	for i, k := range keys {
 		switch i % 3 {
 		case 0:
@@ -95,6 +91,16 @@ func TestIndexNeverShowsAStateLaterRecords(t *testing.T) {
 			st.deleteKey(k.Account, k.ID)
 		}
 	}
+}
+
+// A published state reads the records it was published with, never a
+// later one: the index answers for what did not change since, the tree for
+// the rest.
+func TestIndexNeverShowsAStateLaterRecords(t *testing.T) {
+	st := newState()
+	keys := storeKeys(st, 3000)
+	before := st.clone()
+	changeOrDelete(st, keys)
 	for i := range 5000 { // and the table grows
 		st.putVersion(&Version{ID: fmt.Sprintf("w-%06d", i), Account: "acct", KeyID: "key-other", Material: []byte{1}})
 	}
@@ -236,16 +242,7 @@ func TestIndexGrowsAFewSlotsAtATime(t *testing.T) {
 	x.move(st.arena.byID, int(oldSlots/2)) // half the records in each table
 	before := st.clone()
 	changed := keys[:600] // few enough writes to leave slots unmoved
-	for i, k := range changed {
-		switch i % 3 {
-		case 0:
-			k.Description = "changed"
-			st.putKey(k)
-		case 1:
-			st.deleteVersion(k.PrimaryVersion)
-			st.deleteKey(k.Account, k.ID)
-		}
-	}
+	changeOrDelete(st, changed)
 	if x.old == nil {
 		t.Fatal("every slot moved before the changes: the test shows nothing")
 	}
