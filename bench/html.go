@@ -99,11 +99,7 @@ func htmlResultViewOf(n int, r *Result) htmlResultView {
 	} else {
 		meta("load", "closed loop")
 	}
-	if keys := htmlFmtInt(int64(r.Keys)); r.KeySkew > 0 {
-		meta("keys", fmt.Sprintf("%s, picked by Zipf's law (s = %g)", keys, r.KeySkew))
-	} else {
-		meta("keys", keys)
-	}
+	meta("keys", r.keysText(htmlFmtInt(int64(r.Keys))))
 	meta("payload", htmlFmtInt(int64(r.Payload))+" B")
 	dur := htmlFmtDuration(r.Duration)
 	if r.Warmup > 0 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,12 +31,8 @@ func WriteText(w io.Writer, r *Result) error {
 	if r.Rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s (latency from when each was due)", r.Rate)
 	}
-	keys := fmt.Sprintf("%d keys", r.Keys)
-	if r.KeySkew > 0 {
-		keys += fmt.Sprintf(" (Zipf s=%g)", r.KeySkew)
-	}
 	fmt.Fprintf(tw, "%s\t%s against %s, %d connections, %s, %s, %s measured after %s warmup\n",
-		r.Name, r.Workload, r.Target, r.Concurrency, mode, keys, r.Duration, r.Warmup)
+		r.Name, r.Workload, r.Target, r.Concurrency, mode, r.keysText(strconv.Itoa(r.Keys)), r.Duration, r.Warmup)
 	fmt.Fprintf(tw, "throughput\t%.0f requests/s (%d requests)\n", r.Throughput, r.Requests)
 	l := r.Latency
 	fmt.Fprintf(tw, "latency\tp50 %s\tp90 %s\tp99 %s\tp99.9 %s\tmax %s\tmean %s\n",

@@ -8,7 +8,10 @@
 // by side.
 package bench
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Result is one measured run of one workload against one target.
 type Result struct {
@@ -92,4 +95,12 @@ type Comparison struct {
 	Rounds   []Result  `json:"rounds"` // baseline, raftkms, baseline, raftkms, …
 	Ratios   []float64 `json:"ratios"` // raftkms/baseline throughput, per pair
 	Median   float64   `json:"median_ratio"`
+}
+
+// keysText says how many keys a run spread its load over, and how.
+func (r *Result) keysText(count string) string {
+	if r.KeySkew > 0 {
+		return fmt.Sprintf("%s keys, picked by Zipf's law (s = %g)", count, r.KeySkew)
+	}
+	return count + " keys"
 }

@@ -90,7 +90,7 @@ cluster_bar() {
     ENDPOINTS=$three CREDS=$three_creds kb run --duration 10s --label "3 nodes, round $r" --markdown "$md" --json "$OUT/cluster-bar-$r.json"
     ratios+=("$(awk -v a="$(throughput "$OUT/cluster-bar-$r.json")" -v b="$(throughput "$WORK/one-$r.json")" 'BEGIN { printf "%.2f", a / b }')")
   done
-  echo -e "\n3 nodes ÷ 1 node, each round: ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")" >>"$md"
+  echo -e "\n3 nodes ÷ 1 node, each round: ${ratios[*]}; median $(median "${ratios[@]}")" >>"$md"
 }
 
 # A configuration that keeps the Raft log in raft.db (raft-boltdb/v2) instead of the default raft-wal.
@@ -181,6 +181,9 @@ standard() {
 # throughput FILE: the requests/s of a kmsbench JSON report.
 throughput() { sed -n 's/^  "throughput": \([0-9.]*\),$/\1/p' "$1"; }
 
+# median N...: the middle of the numbers (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+
 # snapshot_rounds LOG WHAT "BEGAN ENDED"...: names the rounds of WHAT (unix
 # times, one "began ended" pair each) that a Raft snapshot in the node's LOG
 # overlapped, or ran up to 5 s before (the kernel still writing it out): a
@@ -240,7 +243,7 @@ many_keys() {
   done
   {
     echo -e "\n1 000 000 keys ÷ 10 keys, each round (÷ the fresh node's 10 keys): ${ratios[*]}"
-    echo "median of the rounds: $(printf '%s\n' "${plain[@]}" | sort -n | sed -n "$(((rounds + 1) / 2))p")"
+    echo "median of the rounds: $(median "${plain[@]}")"
     echo "peak RSS: $(awk '/VmHWM/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/status")"
     echo "in huge pages at the end (huge_pages, docs/PERFORMANCE.md): $(awk '/AnonHugePages/ { printf "%.2f GiB", $2 / 1048576 }' "/proc/${PIDS[0]}/smaps_rollup")"
     echo "Raft snapshots taken by the node: $(grep -c 'starting snapshot' "$WORK/node1.log" || true) (their times: $OUT/many-keys-node.log)"
